@@ -1,0 +1,312 @@
+//! Address syntax and resolution: `HOST:PORT`, `[v6%scope]:PORT`, bare `PORT`, `-4`/`-6`,
+//! and the rule that `localhost` is loopback, resolved here and never through DNS.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+/// Which address families the user allows (`-4`, `-6`, or both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Family {
+    #[default]
+    Any,
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn allows(self, ip: &IpAddr) -> bool {
+        match self {
+            Family::Any => true,
+            Family::V4 => ip.is_ipv4(),
+            Family::V6 => ip.is_ipv6(),
+        }
+    }
+}
+
+/// The host part of an address as the user wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    /// `localhost` (and names under `.localhost`), a bare `PORT` or `:PORT`.
+    Localhost,
+    /// A literal address; IPv6 may carry a scope (interface index).
+    Ip(IpAddr, u32),
+    /// Anything else, for the system resolver.
+    Name(String),
+}
+
+/// A parsed, not yet resolved, address argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: Host,
+    pub port: u16,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host {
+            Host::Localhost => write!(f, "localhost:{}", self.port),
+            Host::Ip(IpAddr::V4(ip), _) => write!(f, "{ip}:{}", self.port),
+            Host::Ip(IpAddr::V6(ip), 0) => write!(f, "[{ip}]:{}", self.port),
+            Host::Ip(IpAddr::V6(ip), scope) => write!(f, "[{ip}%{scope}]:{}", self.port),
+            Host::Name(name) => write!(f, "{name}:{}", self.port),
+        }
+    }
+}
+
+/// Parses one address argument. Errors name what is wrong and how to write it instead.
+pub fn parse(arg: &str) -> Result<Endpoint> {
+    let bad = |why: &str| anyhow!("address '{}': {why}", arg.escape_debug());
+    if arg.is_empty() {
+        return Err(bad("empty (try 127.0.0.1:9000, [::1]:9000 or 9000)"));
+    }
+    // A bare PORT or :PORT means localhost.
+    if let Some(port) = arg.strip_prefix(':').or(Some(arg)).filter(|p| is_digits(p)) {
+        return Ok(Endpoint {
+            host: Host::Localhost,
+            port: parse_port(port).map_err(|e| bad(&e))?,
+        });
+    }
+    if let Some(rest) = arg.strip_prefix('[') {
+        let (inside, after) = rest
+            .split_once(']')
+            .ok_or_else(|| bad("missing ']' (IPv6 is written [::1]:9000)"))?;
+        let port = after
+            .strip_prefix(':')
+            .ok_or_else(|| bad("missing :PORT after ']' (try [::1]:9000)"))?;
+        let port = parse_port(port).map_err(|e| bad(&e))?;
+        let (ip, scope) = match inside.split_once('%') {
+            Some((ip, scope)) => (ip, parse_scope(scope).map_err(|e| bad(&e))?),
+            None => (inside, 0),
+        };
+        let ip: Ipv6Addr = ip
+            .parse()
+            .map_err(|_| bad(&format!("'{ip}' is not an IPv6 address")))?;
+        return Ok(Endpoint {
+            host: Host::Ip(IpAddr::V6(ip), scope),
+            port,
+        });
+    }
+    let Some((host, port)) = arg.rsplit_once(':') else {
+        return Err(bad("missing :PORT (try HOST:PORT, e.g. 127.0.0.1:9000)"));
+    };
+    if host.contains(':') {
+        return Err(bad(
+            "an IPv6 address needs brackets when a port follows (try [::1]:9000)",
+        ));
+    }
+    let port = parse_port(port).map_err(|e| bad(&e))?;
+    let lower = host.to_ascii_lowercase();
+    let host = if lower == "localhost" || lower == "localhost." || lower.ends_with(".localhost") {
+        Host::Localhost
+    } else if let Ok(ip) = host.parse::<Ipv4Addr>() {
+        Host::Ip(IpAddr::V4(ip), 0)
+    } else if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Err(bad("not a host name"));
+    } else {
+        Host::Name(host.to_string())
+    };
+    Ok(Endpoint { host, port })
+}
+
+fn is_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn parse_port(s: &str) -> Result<u16, String> {
+    if !is_digits(s) {
+        return Err(format!("'{s}' is not a port (0-65535)"));
+    }
+    s.parse()
+        .map_err(|_| format!("port {s} is out of range (0-65535)"))
+}
+
+fn parse_scope(s: &str) -> Result<u32, String> {
+    if is_digits(s) {
+        return s
+            .parse()
+            .map_err(|_| format!("scope '{s}' is out of range"));
+    }
+    nix::net::if_::if_nametoindex(s).map_err(|_| format!("no network interface named '{s}'"))
+}
+
+/// The addresses an endpoint stands for, in order, restricted to `family`.
+/// `localhost` gives 127.0.0.1 then ::1 (the caller decides whether ::1 is optional).
+pub fn resolve(ep: &Endpoint, family: Family) -> Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = match &ep.host {
+        Host::Localhost => [
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ]
+        .into_iter()
+        .filter(|ip| family.allows(ip))
+        .map(|ip| SocketAddr::new(ip, ep.port))
+        .collect(),
+        Host::Ip(ip, scope) => {
+            if !family.allows(ip) {
+                bail!("{ep} is not an {} address", family_name(family));
+            }
+            if let IpAddr::V6(v6) = ip {
+                if *scope == 0 && needs_scope(v6) {
+                    bail!(
+                        "{ep} is link-local: add the interface, e.g. [{v6}%eth0]:{}",
+                        ep.port
+                    );
+                }
+                vec![SocketAddr::V6(SocketAddrV6::new(*v6, ep.port, 0, *scope))]
+            } else {
+                vec![SocketAddr::new(*ip, ep.port)]
+            }
+        }
+        Host::Name(name) => {
+            let found = (name.as_str(), ep.port)
+                .to_socket_addrs()
+                .with_context(|| format!("cannot resolve '{name}'"))?;
+            let mut out: Vec<SocketAddr> = Vec::new();
+            for a in found.filter(|a| family.allows(&a.ip())) {
+                if !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+            if out.is_empty() {
+                bail!("'{name}' has no {} address", family_name(family));
+            }
+            out
+        }
+    };
+    Ok(addrs)
+}
+
+fn family_name(family: Family) -> &'static str {
+    match family {
+        Family::Any => "IP",
+        Family::V4 => "IPv4",
+        Family::V6 => "IPv6",
+    }
+}
+
+/// Link-local unicast and link/interface-local multicast mean nothing without an interface.
+fn needs_scope(ip: &Ipv6Addr) -> bool {
+    let seg0 = ip.segments()[0];
+    (seg0 & 0xffc0) == 0xfe80 || (ip.is_multicast() && matches!(seg0 & 0x000f, 1 | 2))
+}
+
+/// How udpcat shows an address: IPv4-mapped IPv6 as plain IPv4, scopes as interface names.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => addr,
+        },
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep(arg: &str) -> Endpoint {
+        match parse(arg) {
+            Ok(ep) => ep,
+            Err(e) => panic!("{arg}: {e}"),
+        }
+    }
+
+    #[test]
+    fn forms() {
+        assert_eq!(
+            ep("9000"),
+            Endpoint {
+                host: Host::Localhost,
+                port: 9000
+            }
+        );
+        assert_eq!(
+            ep(":9000"),
+            Endpoint {
+                host: Host::Localhost,
+                port: 9000
+            }
+        );
+        assert_eq!(
+            ep("localhost:0"),
+            Endpoint {
+                host: Host::Localhost,
+                port: 0
+            }
+        );
+        assert_eq!(ep("LocalHost:1").host, Host::Localhost);
+        assert_eq!(
+            ep("1.2.3.4:5").host,
+            Host::Ip("1.2.3.4".parse().unwrap(), 0)
+        );
+        assert_eq!(ep("[::1]:5").host, Host::Ip("::1".parse().unwrap(), 0));
+        assert_eq!(
+            ep("[fe80::1%7]:5").host,
+            Host::Ip("fe80::1".parse().unwrap(), 7)
+        );
+        assert_eq!(
+            ep("[fe80::1%lo]:5").host,
+            Host::Ip("fe80::1".parse().unwrap(), 1)
+        );
+        assert_eq!(
+            ep("example.test:53").host,
+            Host::Name("example.test".into())
+        );
+    }
+
+    #[test]
+    fn bad_forms_say_what_is_wrong() {
+        for (arg, says) in [
+            ("", "empty"),
+            ("host", "missing :PORT"),
+            ("::1:9000", "brackets"),
+            ("[::1]", "missing :PORT"),
+            ("[::1:9000", "missing ']'"),
+            ("[nope]:1", "not an IPv6 address"),
+            ("1.2.3.4:70000", "out of range"),
+            ("1.2.3.4:http", "not a port"),
+            ("[fe80::1%nosuchif0]:1", "no network interface"),
+        ] {
+            let err = parse(arg).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                err.contains(says),
+                "{arg:?}: {err:?} should contain {says:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn localhost_is_both_families_without_dns() {
+        let both = resolve(&ep("localhost:7"), Family::Any).unwrap();
+        assert_eq!(
+            both,
+            vec!["127.0.0.1:7".parse().unwrap(), "[::1]:7".parse().unwrap()]
+        );
+        let v6 = resolve(&ep("7"), Family::V6).unwrap();
+        assert_eq!(v6, vec!["[::1]:7".parse().unwrap()]);
+    }
+
+    #[test]
+    fn family_conflicts_and_scopes() {
+        assert!(resolve(&ep("[::1]:1"), Family::V4).is_err());
+        let err = resolve(&ep("[fe80::1]:1"), Family::Any)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("%eth0"), "{err}");
+        let err = resolve(&ep("[ff02::1]:1"), Family::Any)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("link-local"), "{err}");
+    }
+
+    #[test]
+    fn mapped_addresses_show_as_ipv4() {
+        let mapped: SocketAddr = "[::ffff:1.2.3.4]:5".parse().unwrap();
+        assert_eq!(canonical(mapped).to_string(), "1.2.3.4:5");
+        let v6: SocketAddr = "[::1]:5".parse().unwrap();
+        assert_eq!(canonical(v6), v6);
+    }
+}

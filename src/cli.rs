@@ -1,0 +1,358 @@
+//! The command line as clap sees it: derive structs and value parsers. Nothing runs here;
+//! `listen::Config` and `send::Config` turn these into validated settings.
+
+use std::ffi::OsString;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
+
+use crate::exit;
+
+const EXAMPLES: &str = "\
+Examples:
+  Watch a port (Ctrl-C stops; -s shows who sent each datagram):
+    udpcat listen -s 127.0.0.1:12345
+  Send lines as datagrams, one per line, each as soon as it is complete:
+    tail -f app.log | udpcat send 192.0.2.5:514
+  Script a check: wait at most 2 s for one datagram, exit 3 if none comes:
+    udpcat listen --count 1 --timeout 2s --ready-file /tmp/ready 127.0.0.1:9000
+  Ping a service (one reply per datagram, round trips with --stats):
+    udpcat send --reply --stats 127.0.0.1:7 hello
+  Bytes exactly, in both directions:
+    udpcat listen -f hex 127.0.0.1:9000 | udpcat send --hex 127.0.0.1:9001
+  One JSON object per datagram:
+    udpcat listen -f json 127.0.0.1:9000";
+
+fn long_help() -> String {
+    format!("{EXAMPLES}\n\n{}", exit::TABLE)
+}
+
+/// Send, watch and script UDP datagrams: one datagram is one record, in both directions.
+#[derive(Debug, Parser)]
+#[command(
+    name = "udpcat",
+    version,
+    after_help = "See --help for examples and the exit statuses.",
+    after_long_help = long_help(),
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// More messages on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Only errors on stderr; hides the "listening on" line
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// IPv4 only: resolve names and localhost to IPv4 addresses
+    #[arg(short = '4', global = true, conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// IPv6 only: resolve names and localhost to IPv6 addresses
+    #[arg(short = '6', global = true)]
+    pub ipv6: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Receive datagrams and print one record per datagram on stdout
+    #[command(after_long_help = long_help())]
+    Listen(ListenArgs),
+    /// Send MESSAGE, or stdin, as datagrams
+    #[command(after_long_help = long_help())]
+    Send(SendArgs),
+    /// Print a shell completion script
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (roff) on stdout
+    Man,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
+}
+
+/// How a received datagram is written as a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Format {
+    /// The payload, then a newline (none added when it already ends in one)
+    #[default]
+    Text,
+    /// The payload bytes exactly, nothing added
+    Raw,
+    /// The payload as lowercase hex on one line
+    Hex,
+    /// One JSON object per line: ts, from, to, len, text or base64
+    Json,
+}
+
+/// Options shared by everything that prints datagrams (listen, and send's replies).
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Record format
+    #[arg(short, long, value_enum, default_value_t)]
+    pub format: Format,
+
+    /// Start text and hex records with the sender's address and a TAB
+    #[arg(short, long)]
+    pub source: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// Addresses to bind: HOST:PORT, 1.2.3.4:PORT, [::1]:PORT, PORT or :PORT (localhost);
+    /// port 0 picks a free port. localhost binds 127.0.0.1 and ::1.
+    #[arg(value_name = "ADDR", required = true)]
+    pub addrs: Vec<String>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    /// End each text record with NUL instead of a newline
+    #[arg(short = '0', long)]
+    pub null: bool,
+
+    /// Exit after N datagrams
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+
+    /// Give up after DUR without a datagram (500ms, 2s, 1m); exit 3 if --count was not
+    /// reached, or if nothing came at all
+    #[arg(short, long, value_name = "DUR", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Send each datagram back to its sender, unchanged
+    #[arg(long)]
+    pub echo: bool,
+
+    /// Accept only senders in this network (repeatable; a bare IP is a /32 or /128); others
+    /// are counted and dropped
+    #[arg(long, value_name = "CIDR", value_parser = parse_net)]
+    pub allow: Vec<IpNet>,
+
+    /// Share the port with other sockets that also ask for it (SO_REUSEPORT)
+    #[arg(long)]
+    pub reuse_port: bool,
+
+    /// Socket receive buffer (e.g. 8M); the default asks for 8 MiB so bursts are not dropped
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub recv_buffer: Option<usize>,
+
+    /// Once every socket is bound, write their addresses to PATH, one per line (atomically)
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
+
+    /// On exit, a summary on stderr: datagrams, bytes, elapsed, rate, refused, dropped
+    #[arg(long)]
+    pub stats: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Destination: HOST:PORT, 1.2.3.4:PORT, [::1]:PORT, PORT or :PORT (localhost)
+    #[arg(value_name = "ADDR")]
+    pub addr: String,
+
+    /// Words joined by single spaces make one datagram; without them, stdin is read
+    #[arg(value_name = "MESSAGE", value_parser = clap::value_parser!(OsString))]
+    pub message: Vec<OsString>,
+
+    /// stdin holds NUL-terminated records instead of lines
+    #[arg(short = '0', long, conflicts_with_all = ["whole", "chunk", "message"])]
+    pub null: bool,
+
+    /// All of stdin is one datagram
+    #[arg(long, conflicts_with_all = ["chunk", "message"])]
+    pub whole: bool,
+
+    /// stdin is cut into datagrams of BYTES (the last one shorter); implies --binary
+    #[arg(long, value_name = "BYTES", value_parser = parse_chunk, conflicts_with = "message")]
+    pub chunk: Option<usize>,
+
+    /// Send bytes unchanged (records need not be UTF-8)
+    #[arg(long, conflicts_with = "hex")]
+    pub binary: bool,
+
+    /// Read each record as hex text (whitespace and ':' between bytes allowed) and send the bytes
+    #[arg(short = 'x', long, conflicts_with = "chunk")]
+    pub hex: bool,
+
+    /// Local address (and port) to send from
+    #[arg(short, long, value_name = "ADDR")]
+    pub bind: Option<String>,
+
+    /// Send each datagram N times in a row
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub repeat: u64,
+
+    /// At most N datagrams per second, evenly spaced
+    #[arg(long, value_name = "N", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+
+    /// After each datagram wait for one reply and print it, then send the next (UDP ping)
+    #[arg(short, long)]
+    pub reply: bool,
+
+    /// After the last datagram, print every datagram that comes back for DUR
+    #[arg(short, long, value_name = "DUR", value_parser = parse_duration)]
+    pub wait: Option<Duration>,
+
+    /// With --reply, how long to wait for each reply
+    #[arg(short, long, value_name = "DUR", value_parser = parse_duration, default_value = "2s")]
+    pub timeout: Duration,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    /// Allow sending to a broadcast address
+    #[arg(long)]
+    pub broadcast: bool,
+
+    /// Hop limit (unicast and multicast)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=255))]
+    pub ttl: Option<u32>,
+
+    /// On exit, a summary on stderr: datagrams and bytes sent, replies, round trips
+    #[arg(long)]
+    pub stats: bool,
+}
+
+/// `500ms`, `2s`, `1m`, `1h 30m`: humantime's syntax, plus a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("'{s}' is not a duration (try 500ms, 2s, 1m)"));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("'{s}' is not a duration ({e}; try 500ms, 2s, 1m)"))
+}
+
+/// A byte count with an optional binary suffix: `4096`, `64K`, `8M`, `8MiB`.
+pub fn parse_bytes(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, suffix) = t.split_at(digits);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a byte count (try 4096, 64K, 8M)"))?;
+    let mult: usize = match suffix.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("'{s}' is not a byte count (try 4096, 64K, 8M)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("'{s}' is too large"))
+}
+
+fn parse_chunk(s: &str) -> Result<usize, String> {
+    match parse_bytes(s)? {
+        0 => Err("a chunk must be at least 1 byte".into()),
+        n if n > crate::framing::MAX_PAYLOAD_V6 => Err(format!(
+            "{n} bytes is more than one UDP datagram can carry ({} over IPv4, {} over IPv6)",
+            crate::framing::MAX_PAYLOAD_V4,
+            crate::framing::MAX_PAYLOAD_V6
+        )),
+        n => Ok(n),
+    }
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "'{s}' is not a rate (datagrams per second, more than 0)"
+        )),
+    }
+}
+
+/// A network in CIDR notation, or a bare address meaning just that host.
+pub fn parse_net(s: &str) -> Result<IpNet, String> {
+    if let Ok(net) = s.parse::<IpNet>() {
+        return Ok(net.trunc());
+    }
+    s.parse::<IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| format!("'{s}' is not a network (try 10.0.0.0/8, 192.0.2.7, fd00::/8)"))
+}
+
+/// Writes the completion script for `shell`, generated from the same clap definition.
+pub fn write_completions(shell: Shell, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    use clap_complete::Shell as S;
+    let shell = match shell {
+        Shell::Bash => S::Bash,
+        Shell::Zsh => S::Zsh,
+        Shell::Fish => S::Fish,
+        Shell::Elvish => S::Elvish,
+        Shell::Powershell => S::PowerShell,
+    };
+    clap_complete::generate(shell, &mut Cli::command(), "udpcat", out);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn byte_counts() {
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("64K"), Ok(65536));
+        assert_eq!(parse_bytes("8MiB"), Ok(8 << 20));
+        assert!(parse_bytes("8X").is_err());
+        assert!(parse_bytes("").is_err());
+        assert!(parse_chunk("0").is_err());
+        assert!(parse_chunk("65528").is_err());
+        assert_eq!(parse_chunk("1472"), Ok(1472));
+    }
+
+    #[test]
+    fn networks() {
+        assert_eq!(
+            parse_net("10.1.2.3/8").map(|n| n.to_string()),
+            Ok("10.0.0.0/8".into())
+        );
+        assert_eq!(
+            parse_net("192.0.2.7").map(|n| n.to_string()),
+            Ok("192.0.2.7/32".into())
+        );
+        assert_eq!(
+            parse_net("::1").map(|n| n.to_string()),
+            Ok("::1/128".into())
+        );
+        assert!(parse_net("10.0.0.0/33").is_err());
+    }
+}

@@ -1,0 +1,135 @@
+//! The exit-status contract: one enum, one mapping from errors to statuses.
+
+use std::fmt;
+use std::io;
+
+/// Every way udpcat can end, with the status the shell sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Done: count reached, input sent, replies received, or stdout closed by its reader.
+    Success,
+    /// Cannot bind, resolve or send; bad input data; I/O error.
+    Failure,
+    /// Unknown flag or bad value (clap's own).
+    Usage,
+    /// `--timeout` or `--wait` ended before the awaited datagrams or replies arrived.
+    TimedOut,
+    /// The destination answered "port unreachable".
+    Refused,
+    /// Stopped by SIGINT.
+    Interrupted,
+    /// Stopped by SIGTERM.
+    Terminated,
+}
+
+impl Status {
+    pub fn code(self) -> i32 {
+        match self {
+            Status::Success => 0,
+            Status::Failure => 1,
+            Status::Usage => 2,
+            Status::TimedOut => 3,
+            Status::Refused => 4,
+            Status::Interrupted => 130,
+            Status::Terminated => 143,
+        }
+    }
+}
+
+/// The table shown in `--help`, the man page and the README.
+pub const TABLE: &str = "\
+Exit status:
+  0    done: count reached, input sent, replies received, or stdout closed by its reader
+  1    failure: cannot bind, resolve or send; bad input data (oversize, not UTF-8, bad hex); I/O error
+  2    usage: unknown flag, bad value (clap's own)
+  3    timed out: --timeout or --wait ended before the awaited datagrams or replies arrived
+       (listen: before --count, or before any datagram without --count)
+  4    refused: the destination answered \"port unreachable\" (nothing listens there)
+  130  stopped by SIGINT
+  143  stopped by SIGTERM";
+
+/// An error that carries its own exit status (timeouts and refusals are errors with a
+/// message, but not status 1).
+#[derive(Debug)]
+pub struct Fail {
+    pub status: Status,
+    pub message: String,
+}
+
+impl Fail {
+    pub fn new(status: Status, message: impl Into<String>) -> Self {
+        Fail {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Fail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Fail {}
+
+/// What an error means for the exit status: `None` when the error is a broken pipe on stdout,
+/// which is a reader that has what it wanted (exit 0, no message).
+pub fn status_of(err: &anyhow::Error) -> Option<Status> {
+    for cause in err.chain() {
+        if let Some(fail) = cause.downcast_ref::<Fail>() {
+            return Some(fail.status);
+        }
+        if let Some(io) = cause.downcast_ref::<io::Error>() {
+            match io.kind() {
+                io::ErrorKind::BrokenPipe => return None,
+                io::ErrorKind::ConnectionRefused => return Some(Status::Refused),
+                _ => {}
+            }
+        }
+    }
+    Some(Status::Failure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::{Context, anyhow};
+
+    #[test]
+    fn codes_match_the_contract() {
+        let all = [
+            (Status::Success, 0),
+            (Status::Failure, 1),
+            (Status::Usage, 2),
+            (Status::TimedOut, 3),
+            (Status::Refused, 4),
+            (Status::Interrupted, 130),
+            (Status::Terminated, 143),
+        ];
+        for (status, code) in all {
+            assert_eq!(status.code(), code);
+            assert!(
+                TABLE.contains(&format!("  {code} ")),
+                "{code} missing from TABLE"
+            );
+        }
+    }
+
+    #[test]
+    fn broken_pipe_anywhere_in_the_chain_is_quiet_success() {
+        let err = anyhow::Error::from(io::Error::from(io::ErrorKind::BrokenPipe))
+            .context("writing to stdout");
+        assert_eq!(status_of(&err), None);
+    }
+
+    #[test]
+    fn refusal_and_fail_map_to_their_status() {
+        let refused = anyhow::Error::from(io::Error::from(io::ErrorKind::ConnectionRefused));
+        assert_eq!(status_of(&refused), Some(Status::Refused));
+        let timed_out: anyhow::Result<()> =
+            Err(Fail::new(Status::TimedOut, "timed out")).context("waiting");
+        assert_eq!(status_of(&timed_out.unwrap_err()), Some(Status::TimedOut));
+        assert_eq!(status_of(&anyhow!("cannot bind")), Some(Status::Failure));
+    }
+}

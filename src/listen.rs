@@ -1,0 +1,377 @@
+//! The listen loop: bind every address, announce readiness, receive in batches, print each
+//! datagram as a record, flush whenever nothing is waiting, stop on --count, --timeout, a
+//! signal or a reader that went away.
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use ipnet::IpNet;
+
+use crate::addr::{self, Family, Host};
+use crate::cli::{Format, ListenArgs};
+use crate::exit::{Fail, Status};
+use crate::net::{self, ListenOptions, Listener, Receiver};
+use crate::output::{self, Datagram, Printer};
+use crate::signal::Signals;
+
+/// One address to bind; `optional` ones (::1 for localhost) are skipped where the system
+/// has no IPv6.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindGroup {
+    pub arg: String,
+    pub addrs: Vec<SocketAddr>,
+    pub v6_optional: bool,
+}
+
+/// Everything `listen` needs, validated.
+#[derive(Debug)]
+pub struct Config {
+    pub groups: Vec<BindGroup>,
+    pub output: output::Options,
+    pub count: Option<u64>,
+    pub timeout: Option<Duration>,
+    pub echo: bool,
+    pub allow: Vec<IpNet>,
+    pub socket: ListenOptions,
+    pub ready_file: Option<PathBuf>,
+    pub stats: bool,
+    pub quiet: bool,
+}
+
+impl Config {
+    pub fn new(args: ListenArgs, family: Family, quiet: bool) -> Result<Self> {
+        let mut groups = Vec::new();
+        for arg in &args.addrs {
+            let ep = addr::parse(arg)?;
+            let addrs = addr::resolve(&ep, family)?;
+            groups.push(BindGroup {
+                arg: arg.clone(),
+                addrs,
+                v6_optional: ep.host == Host::Localhost && family == Family::Any,
+            });
+        }
+        Ok(Config {
+            groups,
+            output: output::Options {
+                format: args.output.format,
+                null: args.null,
+                source: args.output.source,
+                escape: false,
+            },
+            count: args.count,
+            timeout: args.timeout,
+            echo: args.echo,
+            allow: args.allow,
+            socket: ListenOptions {
+                reuse_port: args.reuse_port,
+                recv_buffer: args.recv_buffer.unwrap_or(net::DEFAULT_RECV_BUFFER),
+            },
+            ready_file: args.ready_file,
+            stats: args.stats,
+            quiet,
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    datagrams: u64,
+    bytes: u64,
+    refused: u64,
+    /// Per socket, the kernel's cumulative drop counter as last reported.
+    drops: Vec<u32>,
+}
+
+pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
+    let listeners = bind_all(&cfg)?;
+    announce(&cfg, &listeners)?;
+
+    let stdout_fd = io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("opening stdout")?;
+    let mut opts = cfg.output;
+    opts.escape = opts.format == Format::Text && io::stdout().is_terminal();
+    let mut printer = Printer::new(opts);
+    let mut out = BufWriter::with_capacity(256 * 1024, File::from(stdout_fd));
+    let mut stats = Stats {
+        drops: vec![0; listeners.len()],
+        ..Stats::default()
+    };
+    let started = Instant::now();
+
+    let result = receive(
+        &cfg,
+        &listeners,
+        signals,
+        &mut out,
+        &mut printer,
+        &mut stats,
+    );
+    let flushed = out.flush().context("writing to stdout");
+    if cfg.stats {
+        print_stats(&stats, started.elapsed());
+    }
+    let status = result?;
+    flushed?;
+    Ok(status)
+}
+
+fn bind_all(cfg: &Config) -> Result<Vec<Listener>> {
+    let mut listeners = Vec::new();
+    for group in &cfg.groups {
+        listeners.extend(bind_group(group, cfg.socket)?);
+    }
+    for l in &listeners {
+        tracing::info!(
+            "{}: receive buffer {} bytes granted",
+            l.local,
+            l.recv_buffer / 2
+        );
+        if l.recv_buffer / 2 < cfg.socket.recv_buffer {
+            tracing::debug!(
+                "{}: asked for {} bytes of receive buffer, got {} (raise net.core.rmem_max)",
+                l.local,
+                cfg.socket.recv_buffer,
+                l.recv_buffer / 2
+            );
+        }
+    }
+    Ok(listeners)
+}
+
+/// Binds every address of one argument. With port 0 they all get the port the first one
+/// was given, so `localhost:0` is one port on both families.
+fn bind_group(group: &BindGroup, opts: ListenOptions) -> Result<Vec<Listener>> {
+    const ATTEMPTS: usize = 20;
+    let wants_free_port =
+        group.addrs.first().is_some_and(|a| a.port() == 0) && group.addrs.len() > 1;
+    let mut attempt = 0;
+    'again: loop {
+        attempt += 1;
+        let mut bound: Vec<Listener> = Vec::new();
+        for &addr in &group.addrs {
+            let mut addr = addr;
+            if let (true, Some(first)) = (wants_free_port, bound.first()) {
+                addr.set_port(first.local.port());
+            }
+            match net::bind_listener(addr, opts) {
+                Ok(l) => bound.push(l),
+                Err(e) if group.v6_optional && addr.is_ipv6() && no_ipv6(&e) => {
+                    tracing::debug!("skipping {addr}: {e}");
+                }
+                Err(e)
+                    if wants_free_port
+                        && !bound.is_empty()
+                        && e.kind() == io::ErrorKind::AddrInUse
+                        && attempt < ATTEMPTS =>
+                {
+                    continue 'again;
+                }
+                Err(e) => return Err(bind_error(&group.arg, addr, e)),
+            }
+        }
+        return Ok(bound);
+    }
+}
+
+fn no_ipv6(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(nix::libc::EADDRNOTAVAIL | nix::libc::EAFNOSUPPORT)
+    )
+}
+
+fn bind_error(arg: &str, addr: SocketAddr, e: io::Error) -> anyhow::Error {
+    let hint = match e.kind() {
+        io::ErrorKind::AddrInUse => {
+            " (another socket has this port; pick another port, or --reuse-port on both)"
+        }
+        io::ErrorKind::PermissionDenied => " (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
+        io::ErrorKind::AddrNotAvailable => " (no interface of this machine has that address)",
+        _ => "",
+    };
+    let shown = if arg == addr.to_string() {
+        addr.to_string()
+    } else {
+        format!("{addr} (from '{arg}')")
+    };
+    anyhow::anyhow!("cannot listen on {shown}: {e}{hint}")
+}
+
+/// Writes the ready file (first, so it exists once the stderr lines appear), then the lines.
+fn announce(cfg: &Config, listeners: &[Listener]) -> Result<()> {
+    let lines: String = listeners.iter().map(|l| format!("{}\n", l.local)).collect();
+    if let Some(path) = &cfg.ready_file {
+        write_atomically(path, lines.as_bytes()).with_context(|| {
+            format!(
+                "cannot write --ready-file {}",
+                output::escape_for_terminal(path.as_os_str().as_encoded_bytes())
+            )
+        })?;
+    }
+    if !cfg.quiet {
+        let mut err = io::stderr().lock();
+        for l in listeners {
+            writeln!(err, "listening on {}", l.local)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let written =
+        File::create(&tmp).and_then(|mut f| f.write_all(data).and_then(|()| f.sync_all()));
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn receive<W: Write>(
+    cfg: &Config,
+    listeners: &[Listener],
+    signals: &Signals,
+    out: &mut W,
+    printer: &mut Printer,
+    stats: &mut Stats,
+) -> Result<Status> {
+    let mut rx = Receiver::new(net::BATCH);
+    let fds: Vec<BorrowedFd<'_>> = listeners.iter().map(|l| l.socket.as_fd()).collect();
+    let stdout = io::stdout();
+    let json = printer.options().format == Format::Json;
+    let mut last_datagram = Instant::now();
+    loop {
+        // Drain every socket, one batch each in turn, until none has anything waiting.
+        let mut busy = true;
+        while busy {
+            busy = false;
+            for (i, l) in listeners.iter().enumerate() {
+                let room = cfg.count.map_or(net::BATCH as u64, |c| {
+                    (c - stats.datagrams).min(net::BATCH as u64)
+                });
+                let n = rx
+                    .recv(&l.socket, room as usize)
+                    .with_context(|| format!("receiving on {}", l.local))?;
+                if n == 0 {
+                    continue;
+                }
+                busy = true;
+                last_datagram = Instant::now();
+                let at = if json {
+                    SystemTime::now()
+                } else {
+                    SystemTime::UNIX_EPOCH
+                };
+                for k in 0..n {
+                    let (payload, meta) = rx.get(k);
+                    let from = addr::canonical(meta.from);
+                    if let Some(d) = meta.drops {
+                        stats.drops[i] = d;
+                    }
+                    if !cfg.allow.is_empty()
+                        && !cfg.allow.iter().any(|net| net.contains(&from.ip()))
+                    {
+                        stats.refused += 1;
+                        continue;
+                    }
+                    if meta.truncated {
+                        tracing::warn!(
+                            "datagram from {from} was larger than {} bytes and was cut",
+                            net::DATAGRAM_BUFFER
+                        );
+                    }
+                    if cfg.echo {
+                        if let Err(e) = l.socket.send_to(payload, meta.from) {
+                            tracing::warn!("cannot echo to {from}: {e}");
+                        }
+                    }
+                    let to = match meta.to {
+                        Some(ip) if l.wildcard => {
+                            addr::canonical(SocketAddr::new(ip, l.local.port()))
+                        }
+                        _ => l.local,
+                    };
+                    printer
+                        .write(
+                            out,
+                            &Datagram {
+                                payload,
+                                from,
+                                to,
+                                at,
+                            },
+                        )
+                        .context("writing to stdout")?;
+                    stats.datagrams += 1;
+                    stats.bytes += payload.len() as u64;
+                }
+                if cfg.count.is_some_and(|c| stats.datagrams >= c) {
+                    return Ok(Status::Success);
+                }
+            }
+            if let Some(status) = signals.stop_requested() {
+                return Ok(status);
+            }
+        }
+        // Nothing is waiting: everything received so far goes out before we block.
+        out.flush().context("writing to stdout")?;
+        let remaining = cfg
+            .timeout
+            .map(|t| t.saturating_sub(last_datagram.elapsed()));
+        if remaining == Some(Duration::ZERO) {
+            return timed_out(cfg, stats);
+        }
+        match net::wait(&fds, Some(stdout.as_fd()), signals.fd(), remaining)? {
+            net::Wake::Ready | net::Wake::Timeout => {}
+            net::Wake::Signal => {
+                signals.drain();
+                if let Some(status) = signals.stop_requested() {
+                    return Ok(status);
+                }
+            }
+            net::Wake::OutputGone => return Ok(Status::Success),
+        }
+    }
+}
+
+fn timed_out(cfg: &Config, stats: &Stats) -> Result<Status> {
+    let after = humantime::format_duration(cfg.timeout.unwrap_or_default());
+    let got = stats.datagrams;
+    let message = match cfg.count {
+        Some(c) if got < c => format!("timed out after {after}: {got} of {c} datagrams"),
+        None if got == 0 => format!("timed out after {after} without a datagram"),
+        _ => return Ok(Status::Success),
+    };
+    Err(Fail::new(Status::TimedOut, message).into())
+}
+
+fn print_stats(stats: &Stats, elapsed: Duration) {
+    let secs = elapsed.as_secs_f64();
+    let rate = if secs > 0.0 {
+        stats.datagrams as f64 / secs
+    } else {
+        0.0
+    };
+    let drops: u64 = stats.drops.iter().map(|&d| u64::from(d)).sum();
+    // stderr may be closed; a summary is not worth a panic.
+    let _ = writeln!(
+        io::stderr(),
+        "udpcat: received {} datagrams, {} bytes in {:.3}s ({:.1} datagrams/s); {} refused by --allow; {} dropped by the kernel",
+        stats.datagrams,
+        stats.bytes,
+        secs,
+        rate,
+        stats.refused,
+        drops
+    );
+}

@@ -1,0 +1,295 @@
+//! Sockets and the OS: creation and options (socket2), batched receive (recvmmsg via nix),
+//! and waiting for readiness (poll). The only module with OS specifics.
+
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{
+    ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, setsockopt, sockopt,
+};
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Room for the largest UDP payload (65,527 bytes over IPv6), rounded to a power of two.
+pub const DATAGRAM_BUFFER: usize = 65_536;
+/// Datagrams per recvmmsg call.
+pub const BATCH: usize = 32;
+/// What listen asks for as its receive buffer unless told otherwise.
+pub const DEFAULT_RECV_BUFFER: usize = 8 << 20;
+
+/// Options for a receiving socket.
+#[derive(Debug, Clone, Copy)]
+pub struct ListenOptions {
+    pub reuse_port: bool,
+    pub recv_buffer: usize,
+}
+
+/// A bound receiving socket.
+#[derive(Debug)]
+pub struct Listener {
+    pub socket: UdpSocket,
+    pub local: SocketAddr,
+    /// Bound to a wildcard address: the destination of each datagram comes from IP_PKTINFO.
+    pub wildcard: bool,
+    /// What the kernel granted for SO_RCVBUF (it reports twice what is usable).
+    pub recv_buffer: usize,
+}
+
+fn new_socket(addr: &SocketAddr) -> io::Result<Socket> {
+    Socket::new(
+        Domain::for_address(*addr),
+        Type::DGRAM.cloexec(),
+        Some(Protocol::UDP),
+    )
+}
+
+/// Creates, configures and binds a receiving socket.
+pub fn bind_listener(addr: SocketAddr, opts: ListenOptions) -> io::Result<Listener> {
+    let socket = new_socket(&addr)?;
+    let wildcard = addr.ip().is_unspecified();
+    if addr.is_ipv6() {
+        // [::] is dual-stack on purpose (the system default varies); other IPv6 addresses
+        // are IPv6 only.
+        socket.set_only_v6(!wildcard)?;
+    }
+    if opts.reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    let recv_buffer = set_recv_buffer(&socket, opts.recv_buffer);
+    if wildcard {
+        let fd = socket.as_fd();
+        let on = if addr.is_ipv6() {
+            setsockopt(&fd, sockopt::Ipv6RecvPacketInfo, &true)
+        } else {
+            setsockopt(&fd, sockopt::Ipv4PacketInfo, &true)
+        };
+        on.map_err(io::Error::from)?;
+    }
+    // Best effort: lets --stats tell drops at this socket from loss in the network.
+    let _ = setsockopt(&socket.as_fd(), sockopt::RxqOvfl, &1);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    let socket: UdpSocket = socket.into();
+    let local = socket.local_addr()?;
+    Ok(Listener {
+        socket,
+        local,
+        wildcard,
+        recv_buffer,
+    })
+}
+
+/// Asks for `size` bytes of receive buffer, past net.core.rmem_max where we are allowed to
+/// (SO_RCVBUFFORCE needs CAP_NET_ADMIN). Returns what the kernel granted.
+fn set_recv_buffer(socket: &Socket, size: usize) -> usize {
+    let _ = socket.set_recv_buffer_size(size);
+    let granted = socket.recv_buffer_size().unwrap_or(0);
+    // The kernel doubles the request for its bookkeeping; half of it is usable payload room.
+    if granted / 2 < size {
+        let want = i32::try_from(size).unwrap_or(i32::MAX);
+        let _ = setsockopt(&socket.as_fd(), sockopt::RcvBufForce, &(want as usize));
+    }
+    socket.recv_buffer_size().unwrap_or(granted)
+}
+
+/// Options for a sending socket.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SendOptions {
+    pub bind: Option<SocketAddr>,
+    pub broadcast: bool,
+    pub ttl: Option<u32>,
+}
+
+/// A socket to send to `dest`, connected when `dest` is unicast so that "port unreachable"
+/// comes back as ECONNREFUSED, and only the destination's replies are taken.
+pub fn sender(dest: SocketAddr, opts: SendOptions) -> io::Result<(UdpSocket, bool)> {
+    let socket = new_socket(&dest)?;
+    if opts.broadcast {
+        socket.set_broadcast(true)?;
+    }
+    if let Some(ttl) = opts.ttl {
+        match dest {
+            SocketAddr::V4(_) => {
+                socket.set_ttl_v4(ttl)?;
+                socket.set_multicast_ttl_v4(ttl)?;
+            }
+            SocketAddr::V6(_) => {
+                socket.set_unicast_hops_v6(ttl)?;
+                socket.set_multicast_hops_v6(ttl)?;
+            }
+        }
+    }
+    let local = opts.bind.unwrap_or(match dest {
+        SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
+    });
+    socket.bind(&local.into())?;
+    let connect = !dest.ip().is_multicast() && !opts.broadcast;
+    if connect {
+        socket.connect(&dest.into())?;
+    }
+    Ok((socket.into(), connect))
+}
+
+/// Metadata of one received datagram.
+#[derive(Debug, Clone, Copy)]
+pub struct Meta {
+    pub len: usize,
+    pub from: SocketAddr,
+    /// Destination address from IP_PKTINFO, where the socket asked for it.
+    pub to: Option<IpAddr>,
+    /// The socket's cumulative drop counter (SO_RXQ_OVFL), when the kernel attached it.
+    pub drops: Option<u32>,
+    pub truncated: bool,
+}
+
+/// Buffers for batched receive, allocated once and reused for the whole run.
+pub struct Receiver {
+    bufs: Vec<Vec<u8>>,
+    meta: Vec<Meta>,
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("batch", &self.bufs.len())
+            .finish()
+    }
+}
+
+impl Receiver {
+    pub fn new(batch: usize) -> Self {
+        Receiver {
+            bufs: (0..batch).map(|_| vec![0u8; DATAGRAM_BUFFER]).collect(),
+            meta: Vec::with_capacity(batch),
+        }
+    }
+
+    /// Receives what is waiting on `socket` (non-blocking), at most `max` datagrams (and at
+    /// most one batch). Returns how many arrived; 0 when none was waiting.
+    pub fn recv(&mut self, socket: &UdpSocket, max: usize) -> io::Result<usize> {
+        self.meta.clear();
+        // Fresh headers each call: the kernel shrinks msg_controllen and msg_namelen in
+        // place, and nix does not reset them, so reused headers would lose control messages.
+        let cmsg = nix::cmsg_space!(nix::libc::in6_pktinfo, u32);
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(self.bufs.len(), Some(cmsg));
+        let mut iovs: Vec<[IoSliceMut<'_>; 1]> = self
+            .bufs
+            .iter_mut()
+            .take(max.max(1))
+            .map(|b| [IoSliceMut::new(b)])
+            .collect();
+        let results = match recvmmsg(
+            socket.as_raw_fd(),
+            &mut headers,
+            iovs.iter_mut(),
+            MsgFlags::MSG_DONTWAIT,
+            None,
+        ) {
+            Ok(r) => r,
+            // Nothing waiting (or a signal): the caller polls and comes back.
+            Err(Errno::EAGAIN | Errno::EINTR) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        for msg in results {
+            let mut meta = Meta {
+                len: msg.bytes,
+                from: msg
+                    .address
+                    .as_ref()
+                    .and_then(to_socket_addr)
+                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+                to: None,
+                drops: None,
+                truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
+            };
+            if let Ok(cmsgs) = msg.cmsgs() {
+                for c in cmsgs {
+                    match c {
+                        ControlMessageOwned::Ipv4PacketInfo(info) => {
+                            meta.to = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                                info.ipi_addr.s_addr,
+                            ))));
+                        }
+                        ControlMessageOwned::Ipv6PacketInfo(info) => {
+                            meta.to = Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
+                        }
+                        ControlMessageOwned::RxqOvfl(n) => meta.drops = Some(n),
+                        _ => {}
+                    }
+                }
+            }
+            self.meta.push(meta);
+        }
+        Ok(self.meta.len())
+    }
+
+    /// Datagram `i` of the last batch.
+    pub fn get(&self, i: usize) -> (&[u8], &Meta) {
+        let meta = &self.meta[i];
+        (&self.bufs[i][..meta.len.min(DATAGRAM_BUFFER)], meta)
+    }
+}
+
+fn to_socket_addr(s: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = s.as_sockaddr_in() {
+        return Some(SocketAddr::V4(SocketAddrV4::from(*v4)));
+    }
+    s.as_sockaddr_in6()
+        .map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
+}
+
+/// What ended a wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// At least one of the watched fds is readable (or has an error to read).
+    Ready,
+    Timeout,
+    Signal,
+    /// The watched output fd reports an error: the reader of our stdout pipe went away.
+    OutputGone,
+}
+
+/// Blocks until one of `inputs` is readable, a signal arrives, `output` (if any) reports
+/// an error, or `timeout` passes.
+pub fn wait(
+    inputs: &[BorrowedFd<'_>],
+    output: Option<BorrowedFd<'_>>,
+    signal: BorrowedFd<'_>,
+    timeout: Option<Duration>,
+) -> io::Result<Wake> {
+    let mut fds: Vec<PollFd<'_>> = inputs
+        .iter()
+        .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+        .collect();
+    fds.push(PollFd::new(signal, PollFlags::POLLIN));
+    if let Some(out) = output {
+        fds.push(PollFd::new(out, PollFlags::empty()));
+    }
+    let timeout = match timeout {
+        None => PollTimeout::NONE,
+        // Round up so a wait never ends a hair early and spins.
+        Some(d) => {
+            PollTimeout::try_from(d + Duration::from_micros(999)).unwrap_or(PollTimeout::MAX)
+        }
+    };
+    let n = match nix::poll::poll(&mut fds, timeout) {
+        Ok(n) => n,
+        Err(Errno::EINTR) => return Ok(Wake::Signal),
+        Err(e) => return Err(e.into()),
+    };
+    if n == 0 {
+        return Ok(Wake::Timeout);
+    }
+    let fired = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+    if fired(&fds[inputs.len()]) {
+        return Ok(Wake::Signal);
+    }
+    if output.is_some() && fds.last().is_some_and(fired) {
+        return Ok(Wake::OutputGone);
+    }
+    Ok(Wake::Ready)
+}

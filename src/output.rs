@@ -1,0 +1,359 @@
+//! Record -> bytes on any `W: Write`: the text, raw, hex and json formats, `--source`,
+//! `-0`, and terminal escaping. Used by listen and by send's replies. The loops decide when
+//! to flush (whenever no datagram is waiting); this module never flushes.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+use data_encoding::{BASE64, HEXLOWER};
+
+pub use crate::cli::Format;
+
+/// How records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Options {
+    pub format: Format,
+    /// Text and hex records end with NUL instead of a newline.
+    pub null: bool,
+    /// Text and hex records start with the sender's address and a TAB.
+    pub source: bool,
+    /// stdout is a terminal: escape what could drive it (text format).
+    pub escape: bool,
+}
+
+/// One received datagram, as the printer sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Datagram<'a> {
+    pub payload: &'a [u8],
+    /// The sender, IPv4-mapped addresses already shown as IPv4.
+    pub from: SocketAddr,
+    /// The local address it arrived on.
+    pub to: SocketAddr,
+    /// When it was received (json only).
+    pub at: SystemTime,
+}
+
+/// Writes records; keeps a scratch buffer so the hot paths do not allocate per datagram.
+#[derive(Debug)]
+pub struct Printer {
+    opts: Options,
+    scratch: Vec<u8>,
+    warned_not_utf8: bool,
+}
+
+impl Printer {
+    pub fn new(opts: Options) -> Self {
+        Printer {
+            opts,
+            scratch: Vec::with_capacity(2 * 65_536 + 64),
+            warned_not_utf8: false,
+        }
+    }
+
+    pub fn options(&self) -> Options {
+        self.opts
+    }
+
+    pub fn write<W: Write>(&mut self, out: &mut W, d: &Datagram<'_>) -> io::Result<()> {
+        let end: &[u8] = if self.opts.null { b"\0" } else { b"\n" };
+        match self.opts.format {
+            Format::Raw => out.write_all(d.payload),
+            Format::Text => {
+                if self.opts.source {
+                    write!(out, "{}\t", d.from)?;
+                }
+                if self.opts.escape {
+                    let (body, had_newline) = split_line_end(d.payload, self.opts.null);
+                    write_escaped(out, body)?;
+                    if had_newline {
+                        return out.write_all(b"\n");
+                    }
+                } else {
+                    out.write_all(d.payload)?;
+                    if !self.warned_not_utf8 && std::str::from_utf8(d.payload).is_err() {
+                        self.warned_not_utf8 = true;
+                        tracing::warn!(
+                            "datagram from {} is not UTF-8; written unchanged (use --format hex|json to see it safely)",
+                            d.from
+                        );
+                    }
+                    if !self.opts.null && d.payload.last() == Some(&b'\n') {
+                        return Ok(());
+                    }
+                }
+                out.write_all(end)
+            }
+            Format::Hex => {
+                if self.opts.source {
+                    write!(out, "{}\t", d.from)?;
+                }
+                self.scratch.resize(HEXLOWER.encode_len(d.payload.len()), 0);
+                HEXLOWER.encode_mut(d.payload, &mut self.scratch);
+                self.scratch.extend_from_slice(end);
+                out.write_all(&self.scratch)
+            }
+            Format::Json => self.write_json(out, d),
+        }
+    }
+
+    fn write_json<W: Write>(&mut self, out: &mut W, d: &Datagram<'_>) -> io::Result<()> {
+        let ts = humantime::format_rfc3339_micros(d.at);
+        let s = &mut self.scratch;
+        s.clear();
+        write!(
+            s,
+            "{{\"ts\":\"{ts}\",\"from\":\"{}\",\"to\":\"{}\",\"len\":{},",
+            d.from,
+            d.to,
+            d.payload.len()
+        )?;
+        match std::str::from_utf8(d.payload) {
+            Ok(text) => {
+                s.extend_from_slice(b"\"text\":\"");
+                json_escape_into(s, text);
+            }
+            Err(_) => {
+                s.extend_from_slice(b"\"base64\":\"");
+                let at = s.len();
+                s.resize(at + BASE64.encode_len(d.payload.len()), 0);
+                BASE64.encode_mut(d.payload, &mut s[at..]);
+            }
+        }
+        s.extend_from_slice(b"\"}\n");
+        out.write_all(s)
+    }
+}
+
+/// Splits a trailing `\n` or `\r\n` off a text payload (not with `-0`, where records
+/// are not lines).
+fn split_line_end(payload: &[u8], null: bool) -> (&[u8], bool) {
+    if null {
+        return (payload, false);
+    }
+    match payload {
+        [body @ .., b'\r', b'\n'] => (body, true),
+        [body @ .., b'\n'] => (body, true),
+        _ => (payload, false),
+    }
+}
+
+/// Characters that can drive a terminal: C0 controls but TAB and newline, DEL, C1 controls,
+/// and the bidi overrides and isolates that reorder what is shown.
+pub fn is_dangerous(c: char) -> bool {
+    matches!(c, '\0'..='\x08' | '\x0b'..='\x1f' | '\x7f' | '\u{80}'..='\u{9f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Writes `bytes` with dangerous characters as `\x1b` / `\u{202e}` and bytes that are not
+/// UTF-8 as `\xff`. Plain text passes in one write.
+pub fn write_escaped<W: Write>(out: &mut W, bytes: &[u8]) -> io::Result<()> {
+    if bytes
+        .iter()
+        .all(|&b| (0x20..0x7f).contains(&b) || b == b'\t' || b == b'\n')
+    {
+        return out.write_all(bytes);
+    }
+    for chunk in bytes.utf8_chunks() {
+        let valid = chunk.valid();
+        let mut run = 0;
+        for (i, c) in valid.char_indices() {
+            if is_dangerous(c) {
+                out.write_all(&valid.as_bytes()[run..i])?;
+                if (c as u32) < 0x80 {
+                    write!(out, "\\x{:02x}", c as u32)?;
+                } else {
+                    write!(out, "\\u{{{:x}}}", c as u32)?;
+                }
+                run = i + c.len_utf8();
+            }
+        }
+        out.write_all(&valid.as_bytes()[run..])?;
+        for b in chunk.invalid() {
+            write!(out, "\\x{b:02x}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Escapes the same text for messages on stderr (peer data, file names).
+pub fn escape_for_terminal(text: &[u8]) -> String {
+    let mut out = Vec::with_capacity(text.len());
+    // Writing into a Vec cannot fail.
+    let _ = write_escaped(&mut out, text);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// JSON string body: `"`, `\` and every dangerous character as escapes, so the line is
+/// safe on a terminal and still decodes to the payload.
+fn json_escape_into(out: &mut Vec<u8>, text: &str) {
+    let mut run = 0;
+    for (i, c) in text.char_indices() {
+        let esc: Option<&[u8]> = match c {
+            '"' => Some(b"\\\""),
+            '\\' => Some(b"\\\\"),
+            '\n' => Some(b"\\n"),
+            '\t' => Some(b"\\t"),
+            '\r' => Some(b"\\r"),
+            _ => None,
+        };
+        if esc.is_none() && !is_dangerous(c) {
+            continue;
+        }
+        out.extend_from_slice(&text.as_bytes()[run..i]);
+        match esc {
+            Some(e) => out.extend_from_slice(e),
+            // All dangerous characters are in the Basic Multilingual Plane.
+            None => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+        }
+        run = i + c.len_utf8();
+    }
+    out.extend_from_slice(&text.as_bytes()[run..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn render(opts: Options, payload: &[u8]) -> Vec<u8> {
+        let d = Datagram {
+            payload,
+            from: "192.0.2.1:5000".parse().unwrap(),
+            to: "127.0.0.1:9000".parse().unwrap(),
+            at: SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(1_700_000_000_123_456),
+        };
+        let mut out = Vec::new();
+        Printer::new(opts).write(&mut out, &d).unwrap();
+        out
+    }
+
+    fn text() -> Options {
+        Options::default()
+    }
+
+    #[test]
+    fn text_adds_one_newline_unless_there_is_one() {
+        assert_eq!(render(text(), b"hi"), b"hi\n");
+        assert_eq!(render(text(), b"hi\n"), b"hi\n");
+        assert_eq!(render(text(), b"hi\r\n"), b"hi\r\n");
+        assert_eq!(render(text(), b""), b"\n");
+        assert_eq!(
+            render(
+                Options {
+                    null: true,
+                    ..text()
+                },
+                b"a\nb\n"
+            ),
+            b"a\nb\n\0"
+        );
+        assert_eq!(
+            render(
+                Options {
+                    source: true,
+                    ..text()
+                },
+                b"x"
+            ),
+            b"192.0.2.1:5000\tx\n"
+        );
+    }
+
+    #[test]
+    fn raw_and_hex() {
+        let raw = Options {
+            format: Format::Raw,
+            ..text()
+        };
+        assert_eq!(render(raw, b"\x00\xff\n"), b"\x00\xff\n");
+        assert_eq!(render(raw, b""), b"");
+        let hex = Options {
+            format: Format::Hex,
+            ..text()
+        };
+        assert_eq!(render(hex, b"\xde\xad\n"), b"dead0a\n");
+        assert_eq!(
+            render(
+                Options {
+                    source: true,
+                    ..hex
+                },
+                b""
+            ),
+            b"192.0.2.1:5000\t\n"
+        );
+    }
+
+    #[test]
+    fn json_has_every_field_and_decodes_back() {
+        let json = Options {
+            format: Format::Json,
+            ..text()
+        };
+        let line = render(json, "é\"\\\u{1b}[2J\u{202e}".as_bytes());
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["ts"], "2023-11-14T22:13:20.123456Z");
+        assert_eq!(v["from"], "192.0.2.1:5000");
+        assert_eq!(v["to"], "127.0.0.1:9000");
+        assert_eq!(v["len"], 11);
+        assert_eq!(v["text"], "é\"\\\u{1b}[2J\u{202e}");
+        assert!(!line.contains(&0x1b), "ESC must be escaped even in json");
+        assert!(line.windows(3).all(|w| w != "\u{202e}".as_bytes()));
+        let bin: serde_json::Value = serde_json::from_slice(&render(json, b"\xff\x00")).unwrap();
+        assert_eq!(bin["base64"], "/wA=");
+        assert!(bin.get("text").is_none());
+    }
+
+    #[test]
+    fn terminal_escaping_neutralises_attacks() {
+        let tty = Options {
+            escape: true,
+            ..text()
+        };
+        let cases: [(&[u8], &str); 8] = [
+            (b"plain text\twith tab", "plain text\twith tab\n"),
+            (b"\x1b]52;c;aGk=\x07", "\\x1b]52;c;aGk=\\x07\n"),
+            (b"\x1b[2J\x1b[H", "\\x1b[2J\\x1b[H\n"),
+            ("a\u{202e}b\u{2066}".as_bytes(), "a\\u{202e}b\\u{2066}\n"),
+            ("\u{9b}31m".as_bytes(), "\\u{9b}31m\n"),
+            (b"bad \xff byte\x7f", "bad \\xff byte\\x7f\n"),
+            (b"line\r\n", "line\n"),
+            (b"over\rwrite", "over\\x0dwrite\n"),
+        ];
+        for (payload, shown) in cases {
+            assert_eq!(
+                String::from_utf8(render(tty, payload)).unwrap(),
+                shown,
+                "{payload:?}"
+            );
+        }
+        assert_eq!(
+            escape_for_terminal("caf\u{e9} \u{1b}".as_bytes()),
+            "caf\u{e9} \\x1b"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn escaped_output_has_no_dangerous_character(payload in proptest::collection::vec(any::<u8>(), 0..100)) {
+            let out = render(Options { escape: true, ..text() }, &payload);
+            let s = String::from_utf8(out).expect("escaped output is UTF-8");
+            prop_assert!(!s.chars().any(is_dangerous));
+        }
+
+        #[test]
+        fn json_decodes_to_the_payload(payload in proptest::collection::vec(any::<u8>(), 0..100)) {
+            let line = render(Options { format: Format::Json, ..text() }, &payload);
+            let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+            let back = match (v["text"].as_str(), v["base64"].as_str()) {
+                (Some(t), None) => t.as_bytes().to_vec(),
+                (None, Some(b)) => BASE64.decode(b.as_bytes()).unwrap(),
+                _ => panic!("exactly one of text/base64: {v}"),
+            };
+            prop_assert_eq!(back, payload.clone());
+            prop_assert_eq!(v["len"].as_u64(), Some(payload.len() as u64));
+        }
+    }
+}

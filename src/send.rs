@@ -1,0 +1,466 @@
+//! The send loop: MESSAGE words or stdin framed into records, each sent as soon as it is
+//! complete; --repeat, --rate, --reply round trips, --wait for stragglers, and the refusal
+//! ("port unreachable") check.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, anyhow};
+
+use crate::addr::{self, Family};
+use crate::cli::{Format, SendArgs};
+use crate::exit::{Fail, Status};
+use crate::framing::{self, Encoding, Framer, RecordError, Split};
+use crate::net::{self, Receiver, SendOptions};
+use crate::output::{self, Datagram, Printer};
+use crate::signal::Signals;
+
+/// Where the records come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// MESSAGE words joined by single spaces: one record.
+    Message(Vec<u8>),
+    /// stdin, cut as `Split` says.
+    Stdin(Split),
+}
+
+/// Everything `send` needs, validated.
+#[derive(Debug)]
+pub struct Config {
+    pub dest: SocketAddr,
+    pub socket: SendOptions,
+    pub input: Input,
+    pub encoding: Encoding,
+    /// Largest payload for the destination's family.
+    pub max: usize,
+    pub repeat: u64,
+    pub interval: Option<Duration>,
+    pub reply: bool,
+    pub wait: Option<Duration>,
+    pub timeout: Duration,
+    pub output: output::Options,
+    pub stats: bool,
+}
+
+impl Config {
+    pub fn new(args: SendArgs, family: Family) -> Result<Self> {
+        let bind = match &args.bind {
+            Some(b) => {
+                let ep = addr::parse(b).context("--bind")?;
+                let first = addr::resolve(&ep, family)
+                    .context("--bind")?
+                    .into_iter()
+                    .next();
+                Some(first.ok_or_else(|| anyhow!("--bind {b}: no address"))?)
+            }
+            None => None,
+        };
+        // With --bind, the destination must be of the bound address's family.
+        let family = match bind {
+            Some(SocketAddr::V4(_)) => Family::V4,
+            Some(SocketAddr::V6(_)) => Family::V6,
+            None => family,
+        };
+        let ep = addr::parse(&args.addr)?;
+        let candidates = addr::resolve(&ep, family)?;
+        let dest = candidates[0];
+        tracing::info!(
+            "sending to {dest} ({} resolved to {candidates:?})",
+            args.addr
+        );
+        let max = if dest.is_ipv4() {
+            framing::MAX_PAYLOAD_V4
+        } else {
+            framing::MAX_PAYLOAD_V6
+        };
+        if let Some(n) = args.chunk.filter(|&n| n > max) {
+            anyhow::bail!("--chunk {n} is more than one UDP datagram to {dest} can carry ({max})");
+        }
+        let input = if args.message.is_empty() {
+            Input::Stdin(match (args.null, args.whole, args.chunk) {
+                (true, _, _) => Split::Null,
+                (_, true, _) => Split::Whole,
+                (_, _, Some(n)) => Split::Chunk(n),
+                _ => Split::Lines,
+            })
+        } else {
+            Input::Message(join_words(&args.message))
+        };
+        let encoding = if args.hex {
+            Encoding::Hex
+        } else if args.binary || args.chunk.is_some() {
+            Encoding::Binary
+        } else {
+            Encoding::Utf8
+        };
+        Ok(Config {
+            dest,
+            socket: SendOptions {
+                bind,
+                broadcast: args.broadcast,
+                ttl: args.ttl,
+            },
+            input,
+            encoding,
+            max,
+            repeat: args.repeat,
+            interval: args.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
+            reply: args.reply,
+            wait: args.wait,
+            timeout: args.timeout,
+            output: output::Options {
+                format: args.output.format,
+                null: false,
+                source: args.output.source,
+                escape: false,
+            },
+            stats: args.stats,
+        })
+    }
+}
+
+fn join_words(words: &[OsString]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, w) in words.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        out.extend_from_slice(w.as_bytes());
+    }
+    out
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    sent: u64,
+    bytes: u64,
+    replies: u64,
+    missed: u64,
+    rtt_min: Option<Duration>,
+    rtt_max: Duration,
+    rtt_sum: Duration,
+    rtt_count: u32,
+}
+
+struct Session<'a> {
+    cfg: &'a Config,
+    signals: &'a Signals,
+    socket: UdpSocket,
+    connected: bool,
+    local: SocketAddr,
+    out: BufWriter<File>,
+    printer: Printer,
+    receiver: Receiver,
+    stats: Stats,
+    next_send: Option<Instant>,
+}
+
+pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
+    let (socket, connected) =
+        net::sender(cfg.dest, cfg.socket).map_err(|e| match cfg.socket.bind {
+            Some(b) => anyhow!("cannot send from --bind {b}: {e}"),
+            None => anyhow!("cannot send to {}: {e}", cfg.dest),
+        })?;
+    let local = socket.local_addr().context("reading the local address")?;
+    tracing::debug!("sending from {local}");
+    let stdout = io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("opening stdout")?;
+    let mut opts = cfg.output;
+    opts.escape = opts.format == Format::Text && io::stdout().is_terminal();
+    let mut s = Session {
+        cfg: &cfg,
+        signals,
+        socket,
+        connected,
+        local,
+        out: BufWriter::with_capacity(64 * 1024, File::from(stdout)),
+        printer: Printer::new(opts),
+        receiver: Receiver::new(if cfg.wait.is_some() { net::BATCH } else { 1 }),
+        stats: Stats::default(),
+        next_send: None,
+    };
+    let started = Instant::now();
+    let result = s.run();
+    let flushed = s.out.flush().context("writing to stdout");
+    if cfg.stats {
+        s.print_stats(started.elapsed());
+    }
+    match result {
+        Ok(()) => {}
+        Err(e) => match e.downcast_ref::<Fail>() {
+            Some(f) if f.message.is_empty() => return Ok(f.status),
+            _ => return Err(e),
+        },
+    }
+    flushed?;
+    if s.stats.missed > 0 {
+        let msg = format!(
+            "{} of {} datagrams got no reply within {}",
+            s.stats.missed,
+            s.stats.sent,
+            humantime::format_duration(cfg.timeout)
+        );
+        return Err(Fail::new(Status::TimedOut, msg).into());
+    }
+    Ok(Status::Success)
+}
+
+impl Session<'_> {
+    fn run(&mut self) -> Result<()> {
+        match &self.cfg.input {
+            Input::Message(words) => {
+                let mut record = words.clone();
+                let len = framing::finish_record(&mut record, self.cfg.encoding, self.cfg.max)
+                    .map_err(|kind| RecordError {
+                        place: "message".into(),
+                        kind,
+                    })?;
+                self.send_record(&record[..len])?;
+            }
+            Input::Stdin(split) => self.send_stdin(*split)?,
+        }
+        if self.connected {
+            // On loopback the "port unreachable" for the last datagram is already here.
+            if let Some(e) = self.socket.take_error().context("checking the socket")? {
+                return Err(self.send_error(e));
+            }
+        }
+        if let Some(wait) = self.cfg.wait {
+            self.collect_replies(wait)?;
+        }
+        Ok(())
+    }
+
+    fn send_stdin(&mut self, split: Split) -> Result<()> {
+        let mut framer = Framer::new(split, self.cfg.encoding, self.cfg.max);
+        let mut stdin = File::from(
+            io::stdin()
+                .as_fd()
+                .try_clone_to_owned()
+                .context("opening stdin")?,
+        );
+        loop {
+            loop {
+                match framer.next_record() {
+                    Ok(Some(range)) => self.send_record(&framer.buf()[range])?,
+                    Ok(None) => break,
+                    Err(e) => {
+                        return Err(anyhow!(
+                            "{e}; {} sent before it",
+                            plural(self.stats.sent, "datagram")
+                        ));
+                    }
+                }
+            }
+            if framer.is_finished() {
+                return Ok(());
+            }
+            self.out.flush().context("writing to stdout")?;
+            if net::wait(&[stdin.as_fd()], None, self.signals.fd(), None)? == net::Wake::Signal {
+                self.check_signal()?;
+            }
+            framer.fill(&mut stdin).context("reading stdin")?;
+        }
+    }
+
+    fn send_record(&mut self, payload: &[u8]) -> Result<()> {
+        for _ in 0..self.cfg.repeat {
+            self.check_signal()?;
+            self.pace()?;
+            let sent_at = Instant::now();
+            let result = if self.connected {
+                self.socket.send(payload)
+            } else {
+                self.socket.send_to(payload, self.cfg.dest)
+            };
+            if let Err(e) = result {
+                return Err(self.send_error(e));
+            }
+            self.stats.sent += 1;
+            self.stats.bytes += payload.len() as u64;
+            if self.cfg.reply {
+                self.await_reply(sent_at)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn send_error(&self, e: io::Error) -> anyhow::Error {
+        let sent = plural(self.stats.sent, "datagram");
+        let dest = self.cfg.dest;
+        match e.kind() {
+            io::ErrorKind::ConnectionRefused => anyhow::Error::from(Fail::new(
+                Status::Refused,
+                format!(
+                    "{dest} refused the datagrams (port unreachable: nothing listens there); {sent} sent"
+                ),
+            )),
+            io::ErrorKind::PermissionDenied if !self.cfg.socket.broadcast => {
+                anyhow!(
+                    "cannot send to {dest}: {e} (a broadcast address needs --broadcast); {sent} sent"
+                )
+            }
+            _ => anyhow!("cannot send to {dest}: {e}; {sent} sent"),
+        }
+    }
+
+    /// With --rate, waits until the next datagram is due (never bursting to catch up).
+    fn pace(&mut self) -> Result<()> {
+        let Some(interval) = self.cfg.interval else {
+            return Ok(());
+        };
+        if let Some(due) = self.next_send {
+            loop {
+                let now = Instant::now();
+                if now >= due {
+                    break;
+                }
+                if net::wait(&[], None, self.signals.fd(), Some(due - now))? == net::Wake::Signal {
+                    self.check_signal()?;
+                }
+            }
+        }
+        self.next_send = Some(Instant::now() + interval);
+        Ok(())
+    }
+
+    fn await_reply(&mut self, sent_at: Instant) -> Result<()> {
+        let deadline = sent_at + self.cfg.timeout;
+        loop {
+            if self.receive_some(1)? > 0 {
+                let rtt = sent_at.elapsed();
+                let s = &mut self.stats;
+                s.rtt_min = Some(s.rtt_min.map_or(rtt, |m| m.min(rtt)));
+                s.rtt_max = s.rtt_max.max(rtt);
+                s.rtt_sum += rtt;
+                s.rtt_count += 1;
+                return self.out.flush().context("writing to stdout");
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                self.stats.missed += 1;
+                tracing::warn!(
+                    "no reply to datagram {} within {}",
+                    self.stats.sent,
+                    humantime::format_duration(self.cfg.timeout)
+                );
+                return Ok(());
+            }
+            self.out.flush().context("writing to stdout")?;
+            if net::wait(
+                &[self.socket.as_fd()],
+                None,
+                self.signals.fd(),
+                Some(deadline - now),
+            )? == net::Wake::Signal
+            {
+                self.check_signal()?;
+            }
+        }
+    }
+
+    /// --wait: prints everything that comes back until `wait` has passed.
+    fn collect_replies(&mut self, wait: Duration) -> Result<()> {
+        let deadline = Instant::now() + wait;
+        let before = self.stats.replies;
+        loop {
+            if self.receive_some(net::BATCH)? > 0 {
+                continue;
+            }
+            self.out.flush().context("writing to stdout")?;
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            if net::wait(
+                &[self.socket.as_fd()],
+                None,
+                self.signals.fd(),
+                Some(deadline - now),
+            )? == net::Wake::Signal
+            {
+                self.check_signal()?;
+            }
+        }
+        if self.stats.replies == before && self.stats.replies == 0 {
+            let msg = format!(
+                "no datagram came back within {}",
+                humantime::format_duration(wait)
+            );
+            return Err(Fail::new(Status::TimedOut, msg).into());
+        }
+        Ok(())
+    }
+
+    /// Receives and prints what is waiting, at most `max` datagrams. A pending "port
+    /// unreachable" surfaces here as a refusal.
+    fn receive_some(&mut self, max: usize) -> Result<usize> {
+        let n = match self.receiver.recv(&self.socket, max) {
+            Ok(n) => n,
+            Err(e) => return Err(self.send_error(e)),
+        };
+        let at = SystemTime::now();
+        for k in 0..n {
+            let (payload, meta) = self.receiver.get(k);
+            let from = addr::canonical(meta.from);
+            let to = addr::canonical(self.local);
+            self.printer
+                .write(
+                    &mut self.out,
+                    &Datagram {
+                        payload,
+                        from,
+                        to,
+                        at,
+                    },
+                )
+                .context("writing to stdout")?;
+        }
+        self.stats.replies += n as u64;
+        Ok(n)
+    }
+
+    /// Stops quietly with 130/143 once a signal asked for it.
+    fn check_signal(&self) -> Result<()> {
+        match self.signals.stop_requested() {
+            Some(status) => Err(Fail::new(status, "").into()),
+            None => Ok(()),
+        }
+    }
+
+    fn print_stats(&self, elapsed: Duration) {
+        let s = &self.stats;
+        let mut line = format!(
+            "udpcat: sent {}, {} bytes in {:.3}s; {}",
+            plural(s.sent, "datagram"),
+            s.bytes,
+            elapsed.as_secs_f64(),
+            plural(s.replies, "reply"),
+        );
+        if let Some(min) = s.rtt_min {
+            let ms = |d: Duration| d.as_secs_f64() * 1e3;
+            line += &format!(
+                "; round trip min/avg/max {:.3}/{:.3}/{:.3} ms",
+                ms(min),
+                ms(s.rtt_sum) / f64::from(s.rtt_count.max(1)),
+                ms(s.rtt_max)
+            );
+        }
+        let _ = writeln!(io::stderr(), "{line}");
+    }
+}
+
+fn plural(n: u64, word: &str) -> String {
+    match (n, word) {
+        (1, _) => format!("1 {word}"),
+        (_, "reply") => format!("{n} replies"),
+        _ => format!("{n} {word}s"),
+    }
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests of the real `udpcat` binary over loopback.
+//!
+//! Every case states exit status, stdout and stderr together ([`util::Run::check`]); a
+//! `listen` case waits for the readiness line before sending, never for a clock.
+
+mod exit_status;
+mod formats;
+mod interop;
+mod listen;
+mod send;
+mod signals;
+mod util;

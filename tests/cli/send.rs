@@ -1,0 +1,500 @@
+//! `udpcat send`: MESSAGE and stdin framing, input errors, live sending, options, replies.
+
+use std::net::SocketAddr;
+
+use crate::util::*;
+
+/// Run `udpcat send ARGS... <peer>` (the address last, then `tail`) with `stdin`.
+fn send_to_peer(peer: &std::net::UdpSocket, args: &[&str], tail: &[&str], stdin: &[u8]) -> Run {
+    let to = local(peer);
+    let mut full = vec!["send"];
+    full.extend_from_slice(args);
+    full.push(&to);
+    full.extend_from_slice(tail);
+    run(&full, stdin)
+}
+
+#[test]
+fn message_words_are_one_datagram_joined_by_single_spaces() {
+    let peer = udp4();
+    let r = send_to_peer(&peer, &[], &["hello", "big  world", "!"], b"");
+    r.check(0, Expect::Empty, Expect::Empty);
+    assert_eq!(drain(&peer), payloads([b"hello big  world !"]));
+}
+
+#[test]
+fn stdin_lines_are_datagrams() {
+    let peer = udp4();
+    let r = send_to_peer(&peer, &[], &[], b"one\r\ntwo\n\n\r\nlast without newline");
+    r.check(0, Expect::Empty, Expect::Empty);
+    assert_eq!(
+        drain(&peer),
+        payloads([b"one", b"two", b"", b"", b"last without newline"])
+    );
+}
+
+#[test]
+fn stdin_null_terminated_records() {
+    let peer = udp4();
+    let r = send_to_peer(&peer, &["-0"], &[], b"a\0b\nc\r\n\0\0");
+    r.check(0, Expect::Empty, Expect::Empty);
+    assert_eq!(drain(&peer), payloads([b"a", b"b\nc\r\n", b""]));
+}
+
+#[test]
+fn whole_stdin_is_one_datagram() {
+    let peer = udp4();
+    let r = send_to_peer(&peer, &["--whole"], &[], b"line 1\nline 2\r\n\n");
+    r.check(0, Expect::Empty, Expect::Empty);
+    assert_eq!(drain(&peer), payloads([b"line 1\nline 2\r\n\n"]));
+}
+
+#[test]
+fn chunk_splits_stdin_into_fixed_sizes_last_shorter() {
+    let peer = udp4();
+    let r = send_to_peer(&peer, &["--chunk", "4"], &[], b"abcd\xff\x00gh\nj");
+    r.check(0, Expect::Empty, Expect::Empty);
+    assert_eq!(drain(&peer), payloads([b"abcd", b"\xff\x00gh", b"\nj"]));
+}
+
+#[test]
+fn largest_ipv4_and_ipv6_datagrams_are_sent_whole() {
+    let big4 = pattern(65507);
+    let peer = udp4();
+    let r = send_to_peer(&peer, &["--whole", "--binary"], &[], &big4);
+    r.check(0, Expect::Empty, Expect::Empty);
+    assert_eq!(drain(&peer), vec![big4]);
+
+    let big6 = pattern(65527);
+    let peer = udp6();
+    let r = send_to_peer(&peer, &["--whole", "--binary"], &[], &big6);
+    r.check(0, Expect::Empty, Expect::Empty);
+    assert_eq!(drain(&peer), vec![big6]);
+}
+
+#[test]
+fn hex_records_with_spaces_and_colons_are_sent_as_bytes() {
+    let peer = udp4();
+    let r = send_to_peer(
+        &peer,
+        &["--hex"],
+        &[],
+        b"68 65:6c6C 6f\n00ff\n\nDE:AD:BE:EF\n",
+    );
+    r.check(0, Expect::Empty, Expect::Empty);
+    assert_eq!(
+        drain(&peer),
+        payloads([b"hello", b"\x00\xff", b"", b"\xde\xad\xbe\xef"])
+    );
+}
+
+#[test]
+fn bad_hex_stops_at_the_record_naming_its_line() {
+    let peer = udp4();
+    let r = send_to_peer(&peer, &["-x"], &[], b"6869\nzz\n6869\n");
+    r.check(
+        1,
+        Expect::Empty,
+        lines(vec![line(&["udpcat: error:", "stdin line 2", "bad hex"])]),
+    );
+    assert_eq!(drain(&peer), payloads([b"hi"]));
+}
+
+/// `listen -f hex` output piped into `send --hex` reproduces the datagrams byte for byte.
+#[test]
+fn listen_hex_output_round_trips_through_send_hex() {
+    let originals = payloads([b"\x00\x01\xfe\xff", b"text\r\n", b"", b"\x1b]52;c;x\x07"]);
+    let l = spawn_listen(&["-f", "hex", "-c", "4", "127.0.0.1:0"], 1);
+    let s = udp4();
+    for m in &originals {
+        send_to(&s, m, l.addr());
+    }
+    let addrs = l.addrs.clone();
+    let listened = l.finish();
+    listened.check(
+        0,
+        bytes("0001feff\n746578740d0a\n\n1b5d35323b633b7807\n"),
+        ready_then(&addrs, vec![]),
+    );
+    let peer = udp4();
+    let r = send_to_peer(&peer, &["--hex"], &[], &listened.stdout);
+    r.check(0, Expect::Empty, Expect::Empty);
+    assert_eq!(drain(&peer), originals);
+}
+
+#[test]
+fn non_utf8_stdin_stops_at_that_line_after_sending_the_earlier_ones() {
+    let peer = udp4();
+    let r = send_to_peer(&peer, &[], &[], b"good\nalso good\nb\xffd\nnever sent\n");
+    r.check(
+        1,
+        Expect::Empty,
+        lines(vec![line(&[
+            "udpcat: error:",
+            "stdin line 3",
+            "not valid UTF-8",
+            "--binary",
+        ])]),
+    );
+    assert_eq!(drain(&peer), payloads([b"good", b"also good"]));
+}
+
+#[test]
+fn binary_sends_non_utf8_lines_unchanged() {
+    let peer = udp4();
+    let r = send_to_peer(&peer, &["--binary"], &[], b"good\nb\xffd\n\x00\n");
+    r.check(0, Expect::Empty, Expect::Empty);
+    assert_eq!(drain(&peer), payloads([b"good", b"b\xffd", b"\x00"]));
+}
+
+#[test]
+fn oversize_line_stops_there_naming_the_line_and_size() {
+    let peer = udp4();
+    let mut input = b"small\n".to_vec();
+    input.extend(std::iter::repeat_n(b'a', 65508));
+    input.extend(b"\nafter\n");
+    let r = send_to_peer(&peer, &[], &[], &input);
+    r.check(
+        1,
+        Expect::Empty,
+        lines(vec![line(&[
+            "udpcat: error:",
+            "stdin line 2",
+            "65508 bytes",
+            "65507",
+        ])]),
+    );
+    assert_eq!(drain(&peer), payloads([b"small"]));
+}
+
+#[test]
+fn oversize_message_words_are_an_error() {
+    let peer = udp4();
+    let big = "m".repeat(65508);
+    let r = send_to_peer(&peer, &[], &[&big], b"");
+    r.check(
+        1,
+        Expect::Empty,
+        lines(vec![line(&["udpcat: error:", "message", "65508 bytes"])]),
+    );
+    assert_eq!(drain(&peer), Vec::<Vec<u8>>::new());
+}
+
+/// A line is sent as soon as it is complete, while stdin stays open.
+#[test]
+fn each_line_is_sent_before_stdin_closes() {
+    let peer = udp4();
+    let to = local(&peer);
+    let mut p = Proc::spawn(udpcat(&["send", &to]));
+    p.write_stdin(b"first\n");
+    assert_eq!(recv(&peer).0, b"first");
+    p.write_stdin(b"second\nthi");
+    assert_eq!(recv(&peer).0, b"second");
+    p.write_stdin(b"rd");
+    p.close_stdin();
+    p.finish().check(0, Expect::Empty, Expect::Empty);
+    assert_eq!(drain(&peer), payloads([b"third"]));
+}
+
+#[test]
+fn bind_chooses_the_source_address_and_port() {
+    let peer = udp4();
+    let (r, src) = with_free_port4(|port| {
+        let src = format!("127.0.0.1:{port}");
+        let r = send_to_peer(&peer, &["-b", &src], &["from", "a", "chosen", "port"], b"");
+        // Exit 1 naming the address: someone took the port since it was free.
+        let clash = r.code() == 1 && String::from_utf8_lossy(&r.stderr).contains(&src);
+        ((r, src), clash)
+    });
+    r.check(0, Expect::Empty, Expect::Empty);
+    let (got, from) = recv(&peer);
+    assert_eq!(
+        (got.as_slice(), from),
+        (
+            &b"from a chosen port"[..],
+            src.parse::<SocketAddr>().unwrap()
+        )
+    );
+    let r = send_to_peer(&peer, &["--bind", "127.0.0.3:0"], &["x"], b"");
+    r.check(0, Expect::Empty, Expect::Empty);
+    let (_, from) = recv(&peer);
+    assert_eq!(from.ip().to_string(), "127.0.0.3");
+}
+
+#[test]
+fn repeat_sends_each_record_n_times() {
+    let peer = udp4();
+    let r = send_to_peer(&peer, &["-n", "3"], &["x"], b"");
+    r.check(0, Expect::Empty, Expect::Empty);
+    assert_eq!(drain(&peer), payloads([b"x", b"x", b"x"]));
+    let r = send_to_peer(&peer, &["--repeat", "2"], &[], b"a\nb\n");
+    r.check(0, Expect::Empty, Expect::Empty);
+    assert_eq!(drain(&peer), payloads([b"a", b"a", b"b", b"b"]));
+}
+
+#[test]
+fn rate_limited_sending_still_delivers_everything_in_order() {
+    let peer = udp4();
+    let r = send_to_peer(&peer, &["--rate", "200"], &[], b"1\n2\n3\n4\n5\n");
+    r.check(0, Expect::Empty, Expect::Empty);
+    assert_eq!(drain(&peer), payloads([b"1", b"2", b"3", b"4", b"5"]));
+}
+
+#[test]
+fn localhost_sends_to_ipv4_and_dash_6_to_ipv6() {
+    let p4 = udp4();
+    let to4 = format!("localhost:{}", p4.local_addr().unwrap().port());
+    run(&["send", &to4, "v4"], b"").check(0, Expect::Empty, Expect::Empty);
+    assert_eq!(drain(&p4), payloads([b"v4"]));
+
+    let p6 = udp6();
+    let to6 = format!("localhost:{}", p6.local_addr().unwrap().port());
+    run(&["send", "-6", &to6, "v6"], b"").check(0, Expect::Empty, Expect::Empty);
+    assert_eq!(drain(&p6), payloads([b"v6"]));
+}
+
+#[test]
+fn ipv6_destination_in_brackets() {
+    let peer = udp6();
+    let r = send_to_peer(&peer, &[], &["six"], b"");
+    r.check(0, Expect::Empty, Expect::Empty);
+    assert_eq!(drain(&peer), payloads([b"six"]));
+}
+
+#[test]
+fn reply_against_listen_echo_prints_each_reply() {
+    let l = spawn_listen(&["--echo", "-c", "3", "127.0.0.1:0"], 1);
+    let to = l.addr().to_string();
+    let r = run(&["send", "--reply", &to], b"a\nbb\nccc\n");
+    let addrs = l.addrs.clone();
+    let listened = l.finish();
+    r.check(0, bytes("a\nbb\nccc\n"), Expect::Empty);
+    listened.check(0, bytes("a\nbb\nccc\n"), ready_then(&addrs, vec![]));
+}
+
+#[test]
+fn reply_with_source_and_stats_reports_round_trips() {
+    let l = spawn_listen(&["--echo", "-c", "2", "127.0.0.1:0"], 1);
+    let to = l.addr().to_string();
+    let r = run(&["send", "-r", "-s", "--stats", &to], b"x\nyz\n");
+    let addrs = l.addrs.clone();
+    let listened = l.finish();
+    r.check(
+        0,
+        bytes(format!("{to}\tx\n{to}\tyz\n")),
+        lines(vec![line(&[
+            "udpcat: sent 2 datagrams, 3 bytes in ",
+            "2 replies",
+            "round trip min/avg/max ",
+        ])]),
+    );
+    listened.check(0, bytes("x\nyz\n"), ready_then(&addrs, vec![]));
+}
+
+#[test]
+fn reply_from_a_silent_peer_times_out_with_3() {
+    let peer = udp4();
+    let r = send_to_peer(&peer, &["--reply", "--timeout", "200ms"], &["anyone?"], b"");
+    r.check(
+        3,
+        Expect::Empty,
+        lines(vec![
+            line(&["udpcat: warning:", "no reply to datagram 1 within 200ms"]),
+            line(&[
+                "udpcat: error:",
+                "1 of 1 datagrams got no reply within 200ms",
+            ]),
+        ]),
+    );
+    assert_eq!(drain(&peer), payloads([b"anyone?"]));
+}
+
+/// A missing reply is a warning; udpcat goes on with the next record.
+#[test]
+fn reply_goes_on_after_a_missing_reply() {
+    let peer = udp4();
+    let to = local(&peer);
+    let mut p = Proc::spawn(udpcat(&["send", "-r", "-t", "1s", &to]));
+    p.write_stdin(b"first\nsecond\n");
+    p.close_stdin();
+    let (m, from) = recv(&peer);
+    assert_eq!(m, b"first");
+    // Leave "first" unanswered; answer "second".
+    let (m, _) = recv(&peer);
+    assert_eq!(m, b"second");
+    peer.send_to(b"pong", from).unwrap();
+    p.finish().check(
+        3,
+        bytes("pong\n"),
+        lines(vec![
+            line(&["udpcat: warning:", "no reply to datagram 1 within 1s"]),
+            line(&["udpcat: error:", "1 of 2 datagrams got no reply"]),
+        ]),
+    );
+}
+
+#[test]
+fn wait_prints_what_comes_back() {
+    let l = spawn_listen(&["--echo", "-c", "2", "127.0.0.1:0"], 1);
+    let to = l.addr().to_string();
+    let r = run(&["send", "--wait", "1s", &to], b"one\ntwo\n");
+    let addrs = l.addrs.clone();
+    let listened = l.finish();
+    r.check(0, bytes("one\ntwo\n"), Expect::Empty);
+    listened.check(0, bytes("one\ntwo\n"), ready_then(&addrs, vec![]));
+}
+
+#[test]
+fn wait_with_nothing_coming_back_exits_3() {
+    let peer = udp4();
+    let r = send_to_peer(&peer, &["-w", "200ms"], &["hello?"], b"");
+    r.check(
+        3,
+        Expect::Empty,
+        lines(vec![line(&[
+            "udpcat: error:",
+            "no datagram came back within 200ms",
+        ])]),
+    );
+    assert_eq!(drain(&peer), payloads([b"hello?"]));
+}
+
+#[test]
+fn sending_to_a_closed_port_exits_4() {
+    let (r, to) = with_free_port4(|port| {
+        let to = format!("127.0.0.1:{port}");
+        let r = run(&["send", &to, "anybody"], b"");
+        // Exit 0: something took the port since it was free, and received the datagrams.
+        let clash = r.code() == 0;
+        ((r, to), clash)
+    });
+    r.check(
+        4,
+        Expect::Empty,
+        lines(vec![line(&[
+            "udpcat: error:",
+            &to,
+            "refused the datagrams (port unreachable",
+        ])]),
+    );
+}
+
+#[test]
+fn sending_lines_to_a_closed_port_exits_4() {
+    let (r, to) = with_free_port4(|port| {
+        let to = format!("127.0.0.1:{port}");
+        let r = run(&["send", &to], b"a\nb\nc\nd\n");
+        // Exit 0: something took the port since it was free, and received the datagrams.
+        let clash = r.code() == 0;
+        ((r, to), clash)
+    });
+    r.check(
+        4,
+        Expect::Empty,
+        lines(vec![line(&["udpcat: error:", &to, "port unreachable"])]),
+    );
+}
+
+#[test]
+fn stats_count_datagrams_and_bytes_sent() {
+    let peer = udp4();
+    let r = send_to_peer(&peer, &["--stats"], &[], b"ab\ncd\n\n");
+    r.check(
+        0,
+        Expect::Empty,
+        lines(vec![line(&[
+            "udpcat: sent 3 datagrams, 4 bytes in ",
+            "0 replies",
+        ])]),
+    );
+    assert_eq!(drain(&peer), payloads([b"ab", b"cd", b""]));
+}
+
+#[test]
+fn non_utf8_null_record_is_named_by_record_number() {
+    let peer = udp4();
+    let r = send_to_peer(&peer, &["-0"], &[], b"ok\0b\xffd\0never\0");
+    r.check(
+        1,
+        Expect::Empty,
+        lines(vec![line(&[
+            "udpcat: error:",
+            "stdin record 2",
+            "not valid UTF-8",
+        ])]),
+    );
+    assert_eq!(drain(&peer), payloads([b"ok"]));
+}
+
+#[test]
+fn oversize_over_ipv6_is_beyond_65527_bytes() {
+    let peer = udp6();
+    let big = pattern(65528);
+    let r = send_to_peer(&peer, &["--whole", "--binary"], &[], &big);
+    r.check(
+        1,
+        Expect::Empty,
+        lines(vec![line(&[
+            "udpcat: error:",
+            "stdin",
+            "65528 bytes",
+            "IPv6",
+            "65527",
+        ])]),
+    );
+    assert_eq!(drain(&peer), Vec::<Vec<u8>>::new());
+}
+
+#[test]
+fn replies_print_in_the_chosen_format() {
+    let l = spawn_listen(&["--echo", "-c", "2", "127.0.0.1:0"], 1);
+    let to = l.addr().to_string();
+    let r = run(
+        &["send", "-r", "-f", "hex", "--binary", &to],
+        b"\x00\xff\nAB\n",
+    );
+    let addrs = l.addrs.clone();
+    let listened = l.finish();
+    r.check(0, bytes("00ff\n4142\n"), Expect::Empty);
+    listened.check(
+        0,
+        bytes(b"\x00\xff\nAB\n"),
+        ready_then(
+            &addrs,
+            vec![line(&[
+                "udpcat: warning:",
+                "not UTF-8",
+                "--format hex|json",
+            ])],
+        ),
+    );
+}
+
+#[test]
+fn verbose_says_which_address_a_name_resolved_to() {
+    let peer = udp4();
+    let port = peer.local_addr().unwrap().port();
+    let r = run(&["send", "-v", &format!("localhost:{port}"), "hi"], b"");
+    r.check(
+        0,
+        Expect::Empty,
+        Expect::Has(line(&[&format!("127.0.0.1:{port}")])),
+    );
+    assert_eq!(drain(&peer), payloads([b"hi"]));
+}
+
+/// Replies printed into a pipe whose reader has gone: exit 0 without a word, at the first
+/// reply it cannot write.
+#[test]
+fn reply_output_into_a_closed_pipe_exits_0_quietly() {
+    let mut l = spawn_listen(&["--echo", "127.0.0.1:0"], 1);
+    let to = l.addr().to_string();
+    let mut p = Proc::spawn(udpcat(&["send", "-r", &to]));
+    p.drop_stdout();
+    p.write_stdin(b"one\ntwo\nthree\n");
+    p.close_stdin();
+    // The listener's echo proves udpcat got as far as the first reply.
+    assert_eq!(l.p.read_stdout_line(), b"one\n");
+    p.finish().check(0, Expect::Empty, Expect::Empty);
+    // The listener stays up (nothing ends it but a signal); its guard stops it.
+}
