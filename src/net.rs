@@ -1,7 +1,7 @@
 //! Sockets and the OS: creation and options (socket2), batched receive (recvmmsg via nix),
 //! and waiting for readiness (poll). The only module with OS specifics.
 
-use std::io::{self, IoSliceMut};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::Duration;
@@ -9,7 +9,8 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
-    ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, setsockopt, sockopt,
+    ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg, setsockopt,
+    sockopt,
 };
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -292,4 +293,35 @@ pub fn wait(
         return Ok(Wake::OutputGone);
     }
     Ok(Wake::Ready)
+}
+
+/// Sends `payloads` as datagrams with as few sendmmsg calls as it takes, to `dest` or, for a
+/// connected socket (`dest` None), to its peer. Returns how many went out before an error,
+/// with the error; `Ok` means all of them.
+pub fn send_batch(
+    socket: &UdpSocket,
+    payloads: &[&[u8]],
+    dest: Option<SocketAddr>,
+) -> Result<(), (usize, io::Error)> {
+    let addr = dest.map(SockaddrStorage::from);
+    let mut done = 0;
+    while done < payloads.len() {
+        let rest = &payloads[done..payloads.len().min(done + BATCH)];
+        let slices: Vec<[IoSlice<'_>; 1]> = rest.iter().map(|p| [IoSlice::new(p)]).collect();
+        let addrs = vec![addr; rest.len()];
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(rest.len(), None);
+        match sendmmsg(
+            socket.as_raw_fd(),
+            &mut headers,
+            &slices,
+            &addrs,
+            [],
+            MsgFlags::empty(),
+        ) {
+            Ok(results) => done += results.count(),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err((done, e.into())),
+        }
+    }
+    Ok(())
 }

@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::net::{SocketAddr, UdpSocket};
+use std::ops::Range;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant, SystemTime};
@@ -222,7 +223,7 @@ impl Session<'_> {
                         place: "message".into(),
                         kind,
                     })?;
-                self.send_record(&record[..len])?;
+                self.send_records(&record, &[0..len])?;
             }
             Input::Stdin(split) => self.send_stdin(*split)?,
         }
@@ -246,12 +247,21 @@ impl Session<'_> {
                 .try_clone_to_owned()
                 .context("opening stdin")?,
         );
+        let mut complete: Vec<Range<usize>> = Vec::with_capacity(net::BATCH);
         loop {
+            // Every record complete now goes out before we read (and maybe block) again.
             loop {
                 match framer.next_record() {
-                    Ok(Some(range)) => self.send_record(&framer.buf()[range])?,
+                    Ok(Some(range)) => {
+                        complete.push(range);
+                        if complete.len() == net::BATCH {
+                            self.send_records(framer.buf(), &complete)?;
+                            complete.clear();
+                        }
+                    }
                     Ok(None) => break,
                     Err(e) => {
+                        self.send_records(framer.buf(), &complete)?;
                         return Err(anyhow!(
                             "{e}; {} sent before it",
                             plural(self.stats.sent, "datagram")
@@ -259,6 +269,8 @@ impl Session<'_> {
                     }
                 }
             }
+            self.send_records(framer.buf(), &complete)?;
+            complete.clear();
             if framer.is_finished() {
                 return Ok(());
             }
@@ -268,6 +280,41 @@ impl Session<'_> {
             }
             framer.fill(&mut stdin).context("reading stdin")?;
         }
+    }
+
+    /// Sends the records `ranges` of `buf`, each `--repeat` times: in sendmmsg batches, or
+    /// one at a time when --reply or --rate needs each datagram on its own.
+    fn send_records(&mut self, buf: &[u8], ranges: &[Range<usize>]) -> Result<()> {
+        if self.cfg.reply || self.cfg.interval.is_some() {
+            for r in ranges {
+                self.send_record(&buf[r.clone()])?;
+            }
+            return Ok(());
+        }
+        let mut batch: Vec<&[u8]> = Vec::with_capacity(net::BATCH);
+        for r in ranges {
+            for _ in 0..self.cfg.repeat {
+                batch.push(&buf[r.clone()]);
+                if batch.len() == net::BATCH {
+                    self.send_batch(&batch)?;
+                    batch.clear();
+                    self.check_signal()?;
+                }
+            }
+        }
+        self.send_batch(&batch)
+    }
+
+    fn send_batch(&mut self, batch: &[&[u8]]) -> Result<()> {
+        let dest = (!self.connected).then_some(self.cfg.dest);
+        let result = net::send_batch(&self.socket, batch, dest);
+        let sent = match &result {
+            Ok(()) => batch.len(),
+            Err((n, _)) => *n,
+        };
+        self.stats.sent += sent as u64;
+        self.stats.bytes += batch[..sent].iter().map(|p| p.len() as u64).sum::<u64>();
+        result.map_err(|(_, e)| self.send_error(e))
     }
 
     fn send_record(&mut self, payload: &[u8]) -> Result<()> {
