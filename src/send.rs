@@ -223,7 +223,7 @@ impl Session<'_> {
                         place: "message".into(),
                         kind,
                     })?;
-                self.send_records(&record, &[0..len])?;
+                self.send_records(&record, std::slice::from_ref(&(0..len)))?;
             }
             Input::Stdin(split) => self.send_stdin(*split)?,
         }
