@@ -144,6 +144,14 @@ pub struct ListenArgs {
     #[arg(long, value_name = "CIDR", value_parser = parse_net)]
     pub allow: Vec<IpNet>,
 
+    /// Join a multicast group (repeatable, IPv4 or IPv6); binding ADDR to a group joins it too
+    #[arg(long, value_name = "GROUP", value_parser = parse_group)]
+    pub join: Vec<IpAddr>,
+
+    /// The interface (name or one of its addresses) to join groups on
+    #[arg(long, value_name = "NAME|ADDR", requires = "join")]
+    pub interface: Option<String>,
+
     /// Share the port with other sockets that also ask for it (SO_REUSEPORT)
     #[arg(long)]
     pub reuse_port: bool,
@@ -227,6 +235,15 @@ pub struct SendArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=255))]
     pub ttl: Option<u32>,
 
+    /// Outgoing interface (name or one of its addresses): for multicast, the interface to
+    /// send on; otherwise the socket is bound to it
+    #[arg(long, value_name = "NAME|ADDR")]
+    pub interface: Option<String>,
+
+    /// Deliver multicast to listeners on this host too (off by default)
+    #[arg(long)]
+    pub multicast_loop: bool,
+
     /// On exit, a summary on stderr: datagrams and bytes sent, replies, round trips
     #[arg(long)]
     pub stats: bool,
@@ -279,6 +296,16 @@ fn parse_rate(s: &str) -> Result<f64, String> {
         _ => Err(format!(
             "'{s}' is not a rate (datagrams per second, more than 0)"
         )),
+    }
+}
+
+fn parse_group(s: &str) -> Result<IpAddr, String> {
+    match s.parse::<IpAddr>() {
+        Ok(ip) if ip.is_multicast() => Ok(ip),
+        Ok(_) => Err(format!(
+            "{s} is not a multicast group (224.0.0.0/4, ff00::/8)"
+        )),
+        Err(_) => Err(format!("'{s}' is not an IP address")),
     }
 }
 

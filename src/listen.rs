@@ -38,6 +38,11 @@ pub struct Config {
     pub echo: bool,
     pub allow: Vec<IpNet>,
     pub socket: ListenOptions,
+    /// `--recv-buffer` was given (a shortfall is then worth a warning).
+    pub recv_buffer_asked: bool,
+    /// Groups to join: `--join` and every ADDR that is a multicast group.
+    pub join: Vec<std::net::IpAddr>,
+    pub interface: Option<net::Interface>,
     pub ready_file: Option<PathBuf>,
     pub stats: bool,
     pub quiet: bool,
@@ -55,6 +60,27 @@ impl Config {
                 v6_optional: ep.host == Host::Localhost && family == Family::Any,
             });
         }
+        let mut join = args.join.clone();
+        for g in &groups {
+            for a in &g.addrs {
+                if a.ip().is_multicast() && !join.contains(&a.ip()) {
+                    join.push(a.ip());
+                }
+            }
+        }
+        for group in &args.join {
+            let has_family = groups
+                .iter()
+                .flat_map(|g| &g.addrs)
+                .any(|a| a.is_ipv4() == group.is_ipv4());
+            if !has_family {
+                let example = if group.is_ipv4() { "0.0.0.0" } else { "[::]" };
+                anyhow::bail!(
+                    "--join {group}: no listening address of its family (try {example}:PORT or the group itself)"
+                );
+            }
+        }
+        let interface = args.interface.as_deref().map(net::interface).transpose()?;
         Ok(Config {
             groups,
             output: output::Options {
@@ -71,6 +97,9 @@ impl Config {
                 reuse_port: args.reuse_port,
                 recv_buffer: args.recv_buffer.unwrap_or(net::DEFAULT_RECV_BUFFER),
             },
+            recv_buffer_asked: args.recv_buffer.is_some(),
+            join,
+            interface,
             ready_file: args.ready_file,
             stats: args.stats,
             quiet,
@@ -128,18 +157,23 @@ fn bind_all(cfg: &Config) -> Result<Vec<Listener>> {
         listeners.extend(bind_group(group, cfg.socket)?);
     }
     for l in &listeners {
-        tracing::info!(
-            "{}: receive buffer {} bytes granted",
-            l.local,
-            l.recv_buffer / 2
-        );
-        if l.recv_buffer / 2 < cfg.socket.recv_buffer {
-            tracing::debug!(
-                "{}: asked for {} bytes of receive buffer, got {} (raise net.core.rmem_max)",
-                l.local,
-                cfg.socket.recv_buffer,
-                l.recv_buffer / 2
+        if !cfg.join.is_empty() {
+            net::join_groups(l, &cfg.join, cfg.interface.as_ref())?;
+        }
+        let granted = l.recv_buffer / 2;
+        tracing::info!("{}: receive buffer {granted} bytes granted", l.local);
+        if granted < cfg.socket.recv_buffer {
+            let asked = cfg.socket.recv_buffer;
+            let msg = format!(
+                "{}: asked for {asked} bytes of receive buffer, the system granted {granted}; \
+                 raise the limit with: sysctl -w net.core.rmem_max={asked}",
+                l.local
             );
+            if cfg.recv_buffer_asked {
+                tracing::warn!("{msg}");
+            } else {
+                tracing::debug!("{msg}");
+            }
         }
     }
     Ok(listeners)

@@ -21,6 +21,82 @@ pub const BATCH: usize = 32;
 /// What listen asks for as its receive buffer unless told otherwise.
 pub const DEFAULT_RECV_BUFFER: usize = 8 << 20;
 
+/// A network interface the user named, by name or by one of its addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    pub name: String,
+    pub index: u32,
+    /// Its first IPv4 address (IPv4 multicast picks the interface by address).
+    pub v4: Option<Ipv4Addr>,
+}
+
+/// Looks up `--interface NAME|ADDR`.
+pub fn interface(arg: &str) -> anyhow::Result<Interface> {
+    let all: Vec<_> = nix::ifaddrs::getifaddrs()
+        .map_err(|e| anyhow::anyhow!("--interface {arg}: cannot list interfaces: {e}"))?
+        .collect();
+    let ip_of = |a: &nix::ifaddrs::InterfaceAddress| {
+        a.address.as_ref().and_then(to_socket_addr).map(|s| s.ip())
+    };
+    let name = match arg.parse::<IpAddr>() {
+        Ok(ip) => all
+            .iter()
+            .find(|a| ip_of(a) == Some(ip))
+            .map(|a| a.interface_name.clone())
+            .ok_or_else(|| anyhow::anyhow!("--interface {arg}: no interface has this address"))?,
+        Err(_) => arg.to_string(),
+    };
+    let index = nix::net::if_::if_nametoindex(name.as_str())
+        .map_err(|_| anyhow::anyhow!("--interface {arg}: no such network interface"))?;
+    let v4 = all
+        .iter()
+        .filter(|a| a.interface_name == name)
+        .find_map(|a| match ip_of(a) {
+            Some(IpAddr::V4(v4)) => Some(v4),
+            _ => None,
+        });
+    Ok(Interface { name, index, v4 })
+}
+
+/// Joins `groups` (those of the socket's family) on `listener`, on `interface` or the one
+/// the kernel picks, and stops the socket from receiving groups it did not join
+/// (IP_MULTICAST_ALL is on by default on Linux).
+pub fn join_groups(
+    listener: &Listener,
+    groups: &[IpAddr],
+    interface: Option<&Interface>,
+) -> anyhow::Result<()> {
+    let socket = socket2::SockRef::from(&listener.socket);
+    let index = interface.map_or(0, |i| i.index);
+    let mut joined = false;
+    for group in groups {
+        let result = match (group, listener.local) {
+            (IpAddr::V4(g), SocketAddr::V4(_)) => {
+                socket.join_multicast_v4_n(g, &socket2::InterfaceIndexOrAddress::Index(index))
+            }
+            (IpAddr::V6(g), SocketAddr::V6(local)) => {
+                let index = if index == 0 { local.scope_id() } else { index };
+                socket.join_multicast_v6(g, index)
+            }
+            _ => continue,
+        };
+        let on = interface.map_or(String::new(), |i| format!(" on {}", i.name));
+        result.map_err(|e| anyhow::anyhow!("cannot join {group}{on} ({}): {e}", listener.local))?;
+        tracing::info!("{}: joined {group}{on}", listener.local);
+        joined = true;
+    }
+    if joined {
+        let off = match listener.local {
+            SocketAddr::V4(_) => socket.set_multicast_all_v4(false),
+            SocketAddr::V6(_) => socket.set_multicast_all_v6(false),
+        };
+        off.map_err(|e| {
+            anyhow::anyhow!("{}: cannot turn off IP_MULTICAST_ALL: {e}", listener.local)
+        })?;
+    }
+    Ok(())
+}
+
 /// Options for a receiving socket.
 #[derive(Debug, Clone, Copy)]
 pub struct ListenOptions {
@@ -97,16 +173,18 @@ fn set_recv_buffer(socket: &Socket, size: usize) -> usize {
 }
 
 /// Options for a sending socket.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct SendOptions {
     pub bind: Option<SocketAddr>,
     pub broadcast: bool,
     pub ttl: Option<u32>,
+    pub interface: Option<Interface>,
+    pub multicast_loop: bool,
 }
 
 /// A socket to send to `dest`, connected when `dest` is unicast so that "port unreachable"
 /// comes back as ECONNREFUSED, and only the destination's replies are taken.
-pub fn sender(dest: SocketAddr, opts: SendOptions) -> io::Result<(UdpSocket, bool)> {
+pub fn sender(dest: SocketAddr, opts: &SendOptions) -> io::Result<(UdpSocket, bool)> {
     let socket = new_socket(&dest)?;
     if opts.broadcast {
         socket.set_broadcast(true)?;
@@ -122,6 +200,26 @@ pub fn sender(dest: SocketAddr, opts: SendOptions) -> io::Result<(UdpSocket, boo
                 socket.set_multicast_hops_v6(ttl)?;
             }
         }
+    }
+    match (dest, &opts.interface) {
+        (SocketAddr::V4(d), iface) if d.ip().is_multicast() => {
+            socket.set_multicast_loop_v4(opts.multicast_loop)?;
+            if let Some(i) = iface {
+                let addr = i.v4.ok_or_else(|| {
+                    io::Error::other(format!("interface {} has no IPv4 address", i.name))
+                })?;
+                socket.set_multicast_if_v4(&addr)?;
+            }
+        }
+        (SocketAddr::V6(d), iface) if d.ip().is_multicast() => {
+            socket.set_multicast_loop_v6(opts.multicast_loop)?;
+            let index = iface.as_ref().map_or(d.scope_id(), |i| i.index);
+            if index != 0 {
+                socket.set_multicast_if_v6(index)?;
+            }
+        }
+        (_, Some(i)) => socket.bind_device(Some(i.name.as_bytes()))?,
+        (_, None) => {}
     }
     let local = opts.bind.unwrap_or(match dest {
         SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),

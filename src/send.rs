@@ -105,6 +105,8 @@ impl Config {
                 bind,
                 broadcast: args.broadcast,
                 ttl: args.ttl,
+                interface: args.interface.as_deref().map(net::interface).transpose()?,
+                multicast_loop: args.multicast_loop,
             },
             input,
             encoding,
@@ -162,11 +164,17 @@ struct Session<'a> {
 }
 
 pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
-    let (socket, connected) =
-        net::sender(cfg.dest, cfg.socket).map_err(|e| match cfg.socket.bind {
-            Some(b) => anyhow!("cannot send from --bind {b}: {e}"),
-            None => anyhow!("cannot send to {}: {e}", cfg.dest),
-        })?;
+    let (socket, connected) = net::sender(cfg.dest, &cfg.socket).map_err(|e| {
+        let hint = if e.kind() == io::ErrorKind::PermissionDenied && !cfg.socket.broadcast {
+            " (a broadcast address needs --broadcast)"
+        } else {
+            ""
+        };
+        match cfg.socket.bind {
+            Some(b) => anyhow!("cannot send from --bind {b} to {}: {e}{hint}", cfg.dest),
+            None => anyhow!("cannot send to {}: {e}{hint}", cfg.dest),
+        }
+    })?;
     let local = socket.local_addr().context("reading the local address")?;
     tracing::debug!("sending from {local}");
     let stdout = io::stdout()
