@@ -325,7 +325,8 @@ fn receive<W: Write>(
                         );
                     }
                     if cfg.echo {
-                        if let Err(e) = l.socket.send_to(payload, meta.from) {
+                        let local = meta.to.filter(|_| l.wildcard);
+                        if let Err(e) = net::send_from(&l.socket, payload, meta.from, local) {
                             tracing::warn!("cannot echo to {from}: {e}");
                         }
                     }

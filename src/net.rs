@@ -9,8 +9,8 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
-    ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg, setsockopt,
-    sockopt,
+    ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg,
+    sendmmsg, sendmsg, setsockopt, sockopt,
 };
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -422,4 +422,43 @@ pub fn send_batch(
         }
     }
     Ok(())
+}
+
+/// Sends `payload` to `to`, from the local address `from` when given (IP_PKTINFO): a
+/// wildcard socket then answers from the address the peer sent to, not whatever the
+/// routing table picks, so a peer with a connected socket accepts the answer.
+pub fn send_from(
+    socket: &UdpSocket,
+    payload: &[u8],
+    to: SocketAddr,
+    from: Option<IpAddr>,
+) -> io::Result<()> {
+    let iov = [IoSlice::new(payload)];
+    let dest = SockaddrStorage::from(to);
+    let fd = socket.as_raw_fd();
+    let sent = match from.filter(|ip| !ip.is_multicast() && !ip.is_unspecified()) {
+        None => return socket.send_to(payload, to).map(drop),
+        Some(IpAddr::V4(ip)) => {
+            let info = nix::libc::in_pktinfo {
+                ipi_ifindex: 0,
+                ipi_spec_dst: nix::libc::in_addr {
+                    s_addr: u32::from(ip).to_be(),
+                },
+                ipi_addr: nix::libc::in_addr { s_addr: 0 },
+            };
+            let cmsg = [ControlMessage::Ipv4PacketInfo(&info)];
+            sendmsg(fd, &iov, &cmsg, MsgFlags::empty(), Some(&dest))
+        }
+        Some(IpAddr::V6(ip)) => {
+            let info = nix::libc::in6_pktinfo {
+                ipi6_addr: nix::libc::in6_addr {
+                    s6_addr: ip.octets(),
+                },
+                ipi6_ifindex: 0,
+            };
+            let cmsg = [ControlMessage::Ipv6PacketInfo(&info)];
+            sendmsg(fd, &iov, &cmsg, MsgFlags::empty(), Some(&dest))
+        }
+    };
+    sent.map(drop).map_err(io::Error::from)
 }

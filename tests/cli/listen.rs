@@ -552,3 +552,18 @@ fn reuse_port_lets_two_listeners_share_a_port() {
             .check(143, Expect::Empty, ready_then(&addrs, vec![]));
     }
 }
+
+/// A wildcard listener answers from the address the peer sent to (IP_PKTINFO), so a client
+/// that sent to 127.0.0.2 (and, being connected, takes replies only from there) gets it.
+#[test]
+fn echo_on_a_wildcard_socket_answers_from_the_address_it_was_sent_to() {
+    for wildcard in ["0.0.0.0:0", "[::]:0"] {
+        let l = spawn_listen(&["--echo", "-c", "1", wildcard], 1);
+        let dest = format!("127.0.0.2:{}", l.addr().port());
+        let ping = run(&["send", "--reply", "--timeout", "5s", &dest, "hello"], b"");
+        ping.check(0, bytes("hello\n"), bytes(""));
+        let addrs = l.addrs.clone();
+        l.finish()
+            .check(0, bytes("hello\n"), ready_then(&addrs, vec![]));
+    }
+}
