@@ -11,26 +11,57 @@ use ipnet::IpNet;
 
 use crate::exit;
 
-const EXAMPLES: &str = "\
-Examples:
-  Watch a port (Ctrl-C stops; -s shows who sent each datagram):
-    udpcat listen -s 127.0.0.1:12345
-  Send lines as datagrams, one per line, each as soon as it is complete:
-    tail -f app.log | udpcat send 192.0.2.5:514
-  Script a check: wait at most 2 s for one datagram, exit 3 if none comes:
-    udpcat listen --count 1 --timeout 2s --ready-file /tmp/ready 127.0.0.1:9000
-  Ping a service (one reply per datagram, round trips with --stats):
-    udpcat send --reply --stats 127.0.0.1:7 hello
-  Bytes exactly, in both directions:
-    udpcat listen -f hex 127.0.0.1:9000 | udpcat send --hex 127.0.0.1:9001
-  One JSON object per datagram:
-    udpcat listen -f json 127.0.0.1:9000";
+/// (what it does, the command): shown in `--help`, the man page and the README.
+pub const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "Watch a port (Ctrl-C stops; -s shows who sent each datagram)",
+        "udpcat listen -s 127.0.0.1:12345",
+    ),
+    (
+        "Send lines as datagrams, one per line, each as soon as it is complete",
+        "tail -f app.log | udpcat send 192.0.2.5:514",
+    ),
+    (
+        "Script a check: wait at most 2 s for one datagram, exit 3 if none comes",
+        "udpcat listen --count 1 --timeout 2s --ready-file /tmp/ready 127.0.0.1:9000",
+    ),
+    (
+        "Ping a service: one reply per datagram, round trips with --stats",
+        "udpcat send --reply --stats 127.0.0.1:7 hello",
+    ),
+    (
+        "Bytes exactly, in both directions",
+        "udpcat listen -f hex 127.0.0.1:9000 | udpcat send --hex 127.0.0.1:9001",
+    ),
+    (
+        "One JSON object per datagram",
+        "udpcat listen -f json 127.0.0.1:9000",
+    ),
+    (
+        "Watch a multicast group on one interface",
+        "udpcat listen -s --join 239.1.2.3 --interface eth0 0.0.0.0:5000",
+    ),
+    (
+        "Discover: broadcast a probe and print every answer for 1 s",
+        "udpcat send --broadcast --wait 1s -s 192.0.2.255:5000 who-is-there",
+    ),
+];
 
 fn long_help() -> String {
-    format!("{EXAMPLES}\n\n{}", exit::TABLE)
+    let mut help = String::from("Examples:\n");
+    for (what, cmd) in EXAMPLES {
+        help += &format!("  {what}:\n    {cmd}\n");
+    }
+    format!("{help}\n{}", exit::TABLE)
 }
 
 /// Send, watch and script UDP datagrams: one datagram is one record, in both directions.
+///
+/// `udpcat listen` receives datagrams and prints each one as a record on stdout; `udpcat send`
+/// sends MESSAGE, or stdin cut into records (one per line by default), as datagrams. Nothing is
+/// truncated (buffers hold the largest UDP payload), a listener never latches onto one sender,
+/// a record is sent as soon as it is complete, payloads are escaped before they reach a
+/// terminal, and every outcome has its own exit status.
 #[derive(Debug, Parser)]
 #[command(
     name = "udpcat",
@@ -43,19 +74,30 @@ pub struct Cli {
     pub command: Command,
 
     /// More messages on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides
-    #[arg(short, long, action = ArgAction::Count, global = true)]
+    #[arg(short, long, action = ArgAction::Count, global = true, help_heading = "Global options")]
     pub verbose: u8,
 
     /// Only errors on stderr; hides the "listening on" line
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Global options"
+    )]
     pub quiet: bool,
 
     /// IPv4 only: resolve names and localhost to IPv4 addresses
-    #[arg(short = '4', global = true, conflicts_with = "ipv6")]
+    #[arg(
+        short = '4',
+        global = true,
+        conflicts_with = "ipv6",
+        help_heading = "Global options"
+    )]
     pub ipv4: bool,
 
     /// IPv6 only: resolve names and localhost to IPv6 addresses
-    #[arg(short = '6', global = true)]
+    #[arg(short = '6', global = true, help_heading = "Global options")]
     pub ipv6: bool,
 }
 
@@ -104,6 +146,12 @@ pub enum Format {
 #[derive(Debug, Args)]
 pub struct OutputArgs {
     /// Record format
+    ///
+    /// text: the payload and a newline (none added when it already ends in one); on a
+    /// terminal, control characters, bidi overrides and bytes that are not UTF-8 are shown
+    /// escaped (\x1b, \u{202e}, \xff). raw: the payload bytes exactly, nothing added. hex: the
+    /// payload as lowercase hex on one line (send --hex reads it back). json: one object per
+    /// line with ts, from, to, len, and text (UTF-8) or base64.
     #[arg(short, long, value_enum, default_value_t)]
     pub format: Format,
 
@@ -130,8 +178,10 @@ pub struct ListenArgs {
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
 
-    /// Give up after DUR without a datagram (500ms, 2s, 1m); exit 3 if --count was not
-    /// reached, or if nothing came at all
+    /// Give up after DUR without a datagram (500ms, 2s, 1m)
+    ///
+    /// The clock restarts with every datagram. When it runs out, udpcat exits 3 if --count was
+    /// not reached (or, without --count, if no datagram came at all), and 0 otherwise.
     #[arg(short, long, value_name = "DUR", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 
@@ -139,8 +189,10 @@ pub struct ListenArgs {
     #[arg(long)]
     pub echo: bool,
 
-    /// Accept only senders in this network (repeatable; a bare IP is a /32 or /128); others
-    /// are counted and dropped
+    /// Accept only senders in this network (repeatable; a bare IP is a /32 or /128)
+    ///
+    /// Datagrams from anywhere else are neither printed nor echoed; --stats counts them. IPv4
+    /// senders on a dual-stack [::] socket match IPv4 networks.
     #[arg(long, value_name = "CIDR", value_parser = parse_net)]
     pub allow: Vec<IpNet>,
 
@@ -188,6 +240,9 @@ pub struct SendArgs {
     pub whole: bool,
 
     /// stdin is cut into datagrams of BYTES (the last one shorter); implies --binary
+    ///
+    /// For binary streams: a chunk may split a UTF-8 character, so no UTF-8 check is made.
+    /// BYTES may carry a suffix (1472, 64K) and must fit one datagram (65507 over IPv4).
     #[arg(long, value_name = "BYTES", value_parser = parse_chunk, conflicts_with = "message")]
     pub chunk: Option<usize>,
 
@@ -195,7 +250,10 @@ pub struct SendArgs {
     #[arg(long, conflicts_with = "hex")]
     pub binary: bool,
 
-    /// Read each record as hex text (whitespace and ':' between bytes allowed) and send the bytes
+    /// Read each record as hex text and send the bytes it spells
+    ///
+    /// Whitespace and ':' may sit between bytes ("de ad:be ef"); each byte needs two digits.
+    /// `udpcat listen -f hex` output, piped in, is sent back byte for byte.
     #[arg(short = 'x', long, conflicts_with = "chunk")]
     pub hex: bool,
 
@@ -204,6 +262,8 @@ pub struct SendArgs {
     pub bind: Option<String>,
 
     /// Send each datagram N times in a row
+    ///
+    /// Records are repeated as they are read, so stdin is never held in memory.
     #[arg(short = 'n', long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub repeat: u64,
@@ -213,10 +273,17 @@ pub struct SendArgs {
     pub rate: Option<f64>,
 
     /// After each datagram wait for one reply and print it, then send the next (UDP ping)
+    ///
+    /// A reply that does not come within --timeout is reported as a warning and udpcat goes on
+    /// with the next record; it exits 3 at the end if any reply was missing. With --stats the
+    /// summary adds round-trip min/avg/max.
     #[arg(short, long)]
     pub reply: bool,
 
     /// After the last datagram, print every datagram that comes back for DUR
+    ///
+    /// For discovery over broadcast or multicast, where any number of hosts may answer (use
+    /// -s to see who). Exits 3 if nothing came back at all.
     #[arg(short, long, value_name = "DUR", value_parser = parse_duration)]
     pub wait: Option<Duration>,
 
@@ -317,6 +384,54 @@ pub fn parse_net(s: &str) -> Result<IpNet, String> {
     s.parse::<IpAddr>()
         .map(IpNet::from)
         .map_err(|_| format!("'{s}' is not a network (try 10.0.0.0/8, 192.0.2.7, fd00::/8)"))
+}
+
+/// Writes the man page: the top-level page, then each subcommand's options, EXAMPLES and
+/// EXIT STATUS, all from the same clap definition as `--help`.
+pub fn write_man(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    use clap_mangen::roff::{Roff, bold, roman};
+    let cmd = Cli::command();
+    let man = clap_mangen::Man::new(cmd.clone());
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)?;
+    man.render_subcommands_section(out)?;
+    for (name, heading) in [("listen", "LISTEN OPTIONS"), ("send", "SEND OPTIONS")] {
+        if let Some(sub) = cmd.find_subcommand(name) {
+            let sub = sub
+                .clone()
+                .disable_help_flag(true)
+                .mut_args(|a| a.help_heading(heading));
+            clap_mangen::Man::new(sub).render_options_section(out)?;
+        }
+    }
+    let mut roff = Roff::default();
+    roff.control("SH", ["EXAMPLES"]);
+    for (what, example) in EXAMPLES {
+        roff.control("TP", []);
+        roff.text([roman(format!("{what}:"))]);
+        roff.control("RS", ["4"]);
+        roff.control("nf", []);
+        roff.text([bold(*example)]);
+        roff.control("fi", []);
+        roff.control("RE", []);
+    }
+    roff.control("SH", ["EXIT STATUS"]);
+    for line in exit::TABLE.lines().skip(1) {
+        let line = line.trim();
+        if let Some((code, meaning)) = line.split_once(char::is_whitespace) {
+            roff.control("TP", []);
+            roff.text([bold(code)]);
+            roff.text([roman(meaning.trim())]);
+        } else if !line.is_empty() {
+            roff.text([roman(line)]);
+        }
+    }
+    roff.to_writer(out)?;
+    man.render_version_section(out)
 }
 
 /// Writes the completion script for `shell`, generated from the same clap definition.

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 
 use udpcat::addr::Family;
 use udpcat::cli::{Cli, Command};
@@ -51,7 +51,7 @@ fn run(cli: Cli) -> Result<Status> {
             Ok(Status::Success)
         }
         Command::Man => {
-            clap_mangen::Man::new(Cli::command()).render(&mut io::stdout())?;
+            udpcat::cli::write_man(&mut io::stdout())?;
             Ok(Status::Success)
         }
     }
