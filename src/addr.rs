@@ -6,6 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAdd
 
 use anyhow::{Context, Result, anyhow, bail};
 
+use crate::output::escape_for_terminal;
+
 /// Which address families the user allows (`-4`, `-6`, or both).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Family {
@@ -57,7 +59,7 @@ impl fmt::Display for Endpoint {
 
 /// Parses one address argument. Errors name what is wrong and how to write it instead.
 pub fn parse(arg: &str) -> Result<Endpoint> {
-    let bad = |why: &str| anyhow!("address '{}': {why}", arg.escape_debug());
+    let bad = |why: &str| anyhow!("address '{}': {why}", escape_for_terminal(arg.as_bytes()));
     if arg.is_empty() {
         return Err(bad("empty (try 127.0.0.1:9000, [::1]:9000 or 9000)"));
     }
@@ -269,6 +271,7 @@ mod tests {
             ("1.2.3.4:70000", "out of range"),
             ("1.2.3.4:http", "not a port"),
             ("[fe80::1%nosuchif0]:1", "no network interface"),
+            ("\u{202e}x\x1b:1", "'\\u{202e}x\\x1b:1'"),
         ] {
             let err = parse(arg).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(

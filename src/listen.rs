@@ -112,8 +112,8 @@ struct Stats {
     datagrams: u64,
     bytes: u64,
     refused: u64,
-    /// Per socket, the kernel's cumulative drop counter as last reported.
-    drops: Vec<u32>,
+    /// Per socket, the kernel's cumulative drop counter (SO_RXQ_OVFL, then /proc at exit).
+    drops: Vec<u64>,
 }
 
 pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
@@ -143,6 +143,11 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
         &mut stats,
     );
     let flushed = out.flush().context("writing to stdout");
+    for (l, drops) in listeners.iter().zip(&mut stats.drops) {
+        if let Some(final_count) = net::kernel_drops(&l.socket) {
+            *drops = final_count;
+        }
+    }
     if cfg.stats {
         print_stats(&stats, started.elapsed());
     }
@@ -310,7 +315,7 @@ fn receive<W: Write>(
                     let (payload, meta) = rx.get(k);
                     let from = addr::canonical(meta.from);
                     if let Some(d) = meta.drops {
-                        stats.drops[i] = d;
+                        stats.drops[i] = u64::from(d);
                     }
                     if !cfg.allow.is_empty()
                         && !cfg.allow.iter().any(|net| net.contains(&from.ip()))
@@ -397,7 +402,7 @@ fn print_stats(stats: &Stats, elapsed: Duration) {
     } else {
         0.0
     };
-    let drops: u64 = stats.drops.iter().map(|&d| u64::from(d)).sum();
+    let drops: u64 = stats.drops.iter().sum();
     // stderr may be closed; a summary is not worth a panic.
     let _ = writeln!(
         io::stderr(),

@@ -462,3 +462,60 @@ pub fn send_from(
     };
     sent.map(drop).map_err(io::Error::from)
 }
+
+/// The kernel's count of datagrams it dropped on `socket` for lack of receive buffer, read
+/// from /proc/net/udp{,6} (the socket's line, found by inode). Unlike SO_RXQ_OVFL, which
+/// rides on received datagrams, this includes drops after the last one received.
+pub fn kernel_drops(socket: &UdpSocket) -> Option<u64> {
+    let inode = nix::sys::stat::fstat(socket.as_fd()).ok()?.st_ino;
+    let table = if socket.local_addr().ok()?.is_ipv4() {
+        "/proc/net/udp"
+    } else {
+        "/proc/net/udp6"
+    };
+    let text = std::fs::read_to_string(table).ok()?;
+    drops_for_inode(&text, inode)
+}
+
+/// Finds the `drops` column of the line whose `inode` column matches.
+pub fn drops_for_inode(table: &str, inode: u64) -> Option<u64> {
+    let header: Vec<&str> = table.lines().next()?.split_whitespace().collect();
+    // "tx_queue rx_queue" and "tr tm->when" are two headings over one column each.
+    let col = |name: &str| {
+        let i = header.iter().position(|h| *h == name)?;
+        Some(
+            i - header[..i]
+                .iter()
+                .filter(|h| **h == "rx_queue" || **h == "tm->when")
+                .count(),
+        )
+    };
+    let (inode_col, drops_col) = (col("inode")?, col("drops")?);
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(inode_col)?.parse::<u64>().ok()? == inode)
+            .then(|| fields.get(drops_col)?.parse().ok())
+            .flatten()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_column_is_found_by_inode() {
+        let table = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops            \n\
+  59: 0100007F:AC12 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 120372 2 00000000d8c826dc 0        \n\
+ 2169: 0100007F:B450 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 120514 2 00000000561e73ad 1234     \n";
+        assert_eq!(drops_for_inode(table, 120514), Some(1234));
+        assert_eq!(drops_for_inode(table, 120372), Some(0));
+        assert_eq!(drops_for_inode(table, 7), None);
+    }
+
+    #[test]
+    fn a_fresh_socket_has_dropped_nothing() {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert_eq!(kernel_drops(&s), Some(0));
+    }
+}

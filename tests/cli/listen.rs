@@ -567,3 +567,54 @@ fn echo_on_a_wildcard_socket_answers_from_the_address_it_was_sent_to() {
             .check(0, bytes("hello\n"), ready_then(&addrs, vec![]));
     }
 }
+
+/// --stats accounts for every datagram: what the kernel dropped for lack of buffer (a tiny
+/// --recv-buffer makes it drop) plus what was printed is what was sent.
+#[test]
+fn stats_count_kernel_drops_so_received_plus_dropped_is_sent() {
+    const SENT: usize = 20_000;
+    let l = spawn_listen(
+        &[
+            "--recv-buffer",
+            "4K",
+            "--stats",
+            "-t",
+            "500ms",
+            "127.0.0.1:0",
+        ],
+        1,
+    );
+    let s = udp4();
+    for i in 0..SENT {
+        send_to(&s, format!("{i}").as_bytes(), l.addr());
+    }
+    let run = l.finish();
+    let err = String::from_utf8_lossy(&run.stderr).into_owned();
+    let number_before = |word: &str| -> usize {
+        let at = err
+            .find(word)
+            .unwrap_or_else(|| panic!("no '{word}' in stderr: {err}"));
+        let digits: String = err[..at]
+            .trim_end()
+            .chars()
+            .rev()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits
+            .chars()
+            .rev()
+            .collect::<String>()
+            .parse()
+            .unwrap_or_else(|_| panic!("no count before '{word}': {err}"))
+    };
+    let received = number_before(" datagrams,");
+    let dropped = number_before(" dropped by the kernel");
+    let printed = run.stdout.iter().filter(|&&b| b == b'\n').count();
+    assert_eq!(run.status.code(), Some(0), "{err}");
+    assert_eq!(
+        printed, received,
+        "every received datagram is on stdout: {err}"
+    );
+    assert_eq!(received + dropped, SENT, "received + dropped = sent: {err}");
+    assert!(dropped > 0, "a 4K buffer should have overflowed: {err}");
+}
