@@ -55,3 +55,62 @@ fn sigterm_stops_send_waiting_for_replies_with_143() {
     p.signal(Signal::SIGTERM);
     p.finish().check(143, Expect::Empty, Expect::Empty);
 }
+
+/// Polls a condition on /proc (not a timed wait: it returns as soon as the state is there).
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + RECV_SAFETY;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting until {what}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+fn proc_file(pid: nix::unistd::Pid, name: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/{name}")).unwrap_or_default()
+}
+
+fn sigint_pending(pid: nix::unistd::Pid) -> bool {
+    proc_file(pid, "status").lines().any(|l| {
+        let Some((key, mask)) = l.split_once(':') else {
+            return false;
+        };
+        matches!(key, "SigPnd" | "ShdPnd")
+            && u64::from_str_radix(mask.trim(), 16)
+                .is_ok_and(|m| m & (1 << (Signal::SIGINT as u64 - 1)) != 0)
+    })
+}
+
+/// The first SIGINT asks udpcat to stop and flush; when the flush cannot finish (stdout is a
+/// full pipe nobody reads), a second SIGINT ends it at once with 130.
+#[test]
+fn a_second_sigint_exits_at_once_while_the_first_is_stuck_flushing() {
+    let l = spawn_listen(&["127.0.0.1:0"], 1);
+    let s = udp4();
+    // More than the pipe (64 KiB) and udpcat's output buffer (256 KiB) hold together.
+    let payload = vec![b'x'; 1400];
+    for _ in 0..600 {
+        send_to(&s, &payload, l.addr());
+    }
+    let pid = l.p.pid();
+    wait_until("udpcat blocks writing to the full pipe", || {
+        proc_file(pid, "wchan").contains("pipe_write")
+    });
+    l.p.signal(Signal::SIGINT);
+    wait_until("the first SIGINT is delivered", || !sigint_pending(pid));
+    wait_until(
+        "after one SIGINT, udpcat is back flushing into the full pipe",
+        || proc_file(pid, "wchan").contains("pipe_write"),
+    );
+    l.p.signal(Signal::SIGINT);
+    let run = l.finish();
+    assert!(!run.watchdog_fired, "the second SIGINT did not end udpcat");
+    assert_eq!(
+        run.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
