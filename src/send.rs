@@ -354,7 +354,7 @@ impl Session<'_> {
             io::ErrorKind::ConnectionRefused => anyhow::Error::from(Fail::new(
                 Status::Refused,
                 format!(
-                    "{dest} refused the datagrams (port unreachable: nothing listens there); {sent} sent"
+                    "{dest} refused: port unreachable (nothing listens there); {sent} sent"
                 ),
             )),
             io::ErrorKind::PermissionDenied if !self.cfg.socket.broadcast => {
