@@ -353,9 +353,7 @@ impl Session<'_> {
         match e.kind() {
             io::ErrorKind::ConnectionRefused => anyhow::Error::from(Fail::new(
                 Status::Refused,
-                format!(
-                    "{dest} refused: port unreachable (nothing listens there); {sent} sent"
-                ),
+                format!("{dest} refused: port unreachable (nothing listens there); {sent} sent"),
             )),
             io::ErrorKind::PermissionDenied if !self.cfg.socket.broadcast => {
                 anyhow!(
