@@ -201,7 +201,7 @@ pub struct ListenArgs {
     pub join: Vec<IpAddr>,
 
     /// The interface (name or one of its addresses) to join groups on
-    #[arg(long, value_name = "NAME|ADDR", requires = "join")]
+    #[arg(long, value_name = "NAME|ADDR")]
     pub interface: Option<String>,
 
     /// Share the port with other sockets that also ask for it (SO_REUSEPORT)

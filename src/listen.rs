@@ -81,6 +81,11 @@ impl Config {
             }
         }
         let interface = args.interface.as_deref().map(net::interface).transpose()?;
+        if interface.is_some() && join.is_empty() {
+            anyhow::bail!(
+                "--interface picks where to join multicast groups: give --join GROUP or a group ADDR"
+            );
+        }
         Ok(Config {
             groups,
             output: output::Options {
@@ -330,7 +335,7 @@ fn receive<W: Write>(
                         );
                     }
                     if cfg.echo {
-                        let local = meta.to.filter(|_| l.wildcard);
+                        let local = meta.reply_from.filter(|_| l.wildcard);
                         if let Err(e) = net::send_from(&l.socket, payload, meta.from, local) {
                             tracing::warn!("cannot echo to {from}: {e}");
                         }
@@ -406,8 +411,8 @@ fn print_stats(stats: &Stats, elapsed: Duration) {
     // stderr may be closed; a summary is not worth a panic.
     let _ = writeln!(
         io::stderr(),
-        "udpcat: received {} datagrams, {} bytes in {:.3}s ({:.1} datagrams/s); {} refused by --allow; {} dropped by the kernel",
-        stats.datagrams,
+        "udpcat: received {}, {} bytes in {:.3}s ({:.1} datagrams/s); {} refused by --allow; {} dropped by the kernel",
+        output::plural(stats.datagrams, "datagram"),
         stats.bytes,
         secs,
         rate,

@@ -139,6 +139,9 @@ pub fn bind_listener(addr: SocketAddr, opts: ListenOptions) -> io::Result<Listen
     if wildcard {
         let fd = socket.as_fd();
         let on = if addr.is_ipv6() {
+            // IPv4 datagrams on a dual-stack socket also get IP_PKTINFO, whose spec_dst
+            // is the address to answer a broadcast from (best effort).
+            let _ = setsockopt(&fd, sockopt::Ipv4PacketInfo, &true);
             setsockopt(&fd, sockopt::Ipv6RecvPacketInfo, &true)
         } else {
             setsockopt(&fd, sockopt::Ipv4PacketInfo, &true)
@@ -240,6 +243,9 @@ pub struct Meta {
     pub from: SocketAddr,
     /// Destination address from IP_PKTINFO, where the socket asked for it.
     pub to: Option<IpAddr>,
+    /// The local address to answer from (IP_PKTINFO's spec_dst: for a broadcast or a
+    /// multicast, the receiving interface's address rather than the destination).
+    pub reply_from: Option<IpAddr>,
     /// The socket's cumulative drop counter (SO_RXQ_OVFL), when the kernel attached it.
     pub drops: Option<u32>,
     pub truncated: bool,
@@ -273,7 +279,8 @@ impl Receiver {
         self.meta.clear();
         // Fresh headers each call: the kernel shrinks msg_controllen and msg_namelen in
         // place, and nix does not reset them, so reused headers would lose control messages.
-        let cmsg = nix::cmsg_space!(nix::libc::in6_pktinfo, u32);
+        // Room for IP_PKTINFO and IPV6_PKTINFO (a dual-stack socket gets both) and RXQ_OVFL.
+        let cmsg = nix::cmsg_space!(nix::libc::in_pktinfo, nix::libc::in6_pktinfo, u32);
         let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(self.bufs.len(), Some(cmsg));
         let mut iovs: Vec<[IoSliceMut<'_>; 1]> = self
             .bufs
@@ -302,6 +309,7 @@ impl Receiver {
                     .and_then(to_socket_addr)
                     .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
                 to: None,
+                reply_from: None,
                 drops: None,
                 truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
             };
@@ -309,12 +317,17 @@ impl Receiver {
                 for c in cmsgs {
                     match c {
                         ControlMessageOwned::Ipv4PacketInfo(info) => {
-                            meta.to = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
-                                info.ipi_addr.s_addr,
-                            ))));
+                            let v4 = |a: nix::libc::in_addr| {
+                                IpAddr::V4(Ipv4Addr::from(u32::from_be(a.s_addr)))
+                            };
+                            meta.to = Some(v4(info.ipi_addr));
+                            meta.reply_from = Some(v4(info.ipi_spec_dst));
                         }
                         ControlMessageOwned::Ipv6PacketInfo(info) => {
-                            meta.to = Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
+                            let ip = IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr));
+                            // IP_PKTINFO, when it came too, says more for IPv4 datagrams.
+                            meta.to.get_or_insert(ip);
+                            meta.reply_from.get_or_insert(ip);
                         }
                         ControlMessageOwned::RxqOvfl(n) => meta.drops = Some(n),
                         _ => {}
@@ -436,6 +449,11 @@ pub fn send_from(
     let iov = [IoSlice::new(payload)];
     let dest = SockaddrStorage::from(to);
     let fd = socket.as_raw_fd();
+    // An IPv6 socket takes its source as IPv6, IPv4 ones as IPv4-mapped.
+    let from = match (from, to) {
+        (Some(IpAddr::V4(v4)), SocketAddr::V6(_)) => Some(IpAddr::V6(v4.to_ipv6_mapped())),
+        _ => from,
+    };
     let sent = match from.filter(|ip| !ip.is_multicast() && !ip.is_unspecified()) {
         None => return socket.send_to(payload, to).map(drop),
         Some(IpAddr::V4(ip)) => {
@@ -460,7 +478,14 @@ pub fn send_from(
             sendmsg(fd, &iov, &cmsg, MsgFlags::empty(), Some(&dest))
         }
     };
-    sent.map(drop).map_err(io::Error::from)
+    match sent {
+        Ok(_) => Ok(()),
+        // The kernel would not send from that address: let routing choose instead.
+        Err(Errno::EINVAL | Errno::ENETUNREACH | Errno::EADDRNOTAVAIL) => {
+            socket.send_to(payload, to).map(drop)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The kernel's count of datagrams it dropped on `socket` for lack of receive buffer, read

@@ -138,6 +138,15 @@ fn split_line_end(payload: &[u8], null: bool) -> (&[u8], bool) {
     }
 }
 
+/// "1 datagram", "2 datagrams", "3 replies": counts in messages.
+pub fn plural(n: u64, word: &str) -> String {
+    match (n, word) {
+        (1, _) => format!("1 {word}"),
+        (_, "reply") => format!("{n} replies"),
+        _ => format!("{n} {word}s"),
+    }
+}
+
 /// Characters that can drive a terminal: C0 controls but TAB and newline, DEL, C1 controls,
 /// and the bidi overrides and isolates that reorder what is shown.
 pub fn is_dangerous(c: char) -> bool {

@@ -18,7 +18,7 @@ use crate::cli::{Format, SendArgs};
 use crate::exit::{Fail, Status};
 use crate::framing::{self, Encoding, Framer, RecordError, Split};
 use crate::net::{self, Receiver, SendOptions};
-use crate::output::{self, Datagram, Printer};
+use crate::output::{self, Datagram, Printer, plural};
 use crate::signal::Signals;
 
 /// Where the records come from.
@@ -507,13 +507,5 @@ impl Session<'_> {
             );
         }
         let _ = writeln!(io::stderr(), "{line}");
-    }
-}
-
-fn plural(n: u64, word: &str) -> String {
-    match (n, word) {
-        (1, _) => format!("1 {word}"),
-        (_, "reply") => format!("{n} replies"),
-        _ => format!("{n} {word}s"),
     }
 }

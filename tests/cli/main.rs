@@ -7,6 +7,7 @@ mod exit_status;
 mod formats;
 mod interop;
 mod listen;
+mod netns;
 mod send;
 mod signals;
 mod util;
