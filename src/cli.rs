@@ -90,6 +90,7 @@ pub struct Cli {
     /// IPv4 only: resolve names and localhost to IPv4 addresses
     #[arg(
         short = '4',
+        long = "ipv4",
         global = true,
         conflicts_with = "ipv6",
         help_heading = "Global options"
@@ -97,7 +98,12 @@ pub struct Cli {
     pub ipv4: bool,
 
     /// IPv6 only: resolve names and localhost to IPv6 addresses
-    #[arg(short = '6', global = true, help_heading = "Global options")]
+    #[arg(
+        short = '6',
+        long = "ipv6",
+        global = true,
+        help_heading = "Global options"
+    )]
     pub ipv6: bool,
 }
 
@@ -445,8 +451,11 @@ pub fn write_completions(shell: Shell, out: &mut dyn std::io::Write) -> std::io:
         Shell::Elvish => S::Elvish,
         Shell::Powershell => S::PowerShell,
     };
-    clap_complete::generate(shell, &mut Cli::command(), "udpcat", out);
-    Ok(())
+    // clap_complete panics when a write fails (a closed pipe); render first, then write,
+    // so a reader that goes away is the ordinary quiet exit.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "udpcat", &mut script);
+    out.write_all(&script)
 }
 
 #[cfg(test)]

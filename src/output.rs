@@ -40,6 +40,45 @@ pub struct Printer {
     opts: Options,
     scratch: Vec<u8>,
     warned_not_utf8: bool,
+    /// Formatting an address or a timestamp costs more than writing a short payload, and
+    /// consecutive datagrams usually share them: keep the last of each, rendered.
+    from: Rendered<SocketAddr>,
+    to: Rendered<SocketAddr>,
+    ts: Rendered<SystemTime>,
+}
+
+/// A value and its text, re-rendered only when the value changes.
+#[derive(Debug)]
+struct Rendered<T> {
+    value: Option<T>,
+    text: Vec<u8>,
+}
+
+impl<T: PartialEq + Copy> Rendered<T> {
+    fn new() -> Self {
+        Rendered {
+            value: None,
+            text: Vec::with_capacity(64),
+        }
+    }
+
+    fn get(&mut self, value: T, render: impl FnOnce(T, &mut Vec<u8>)) -> &[u8] {
+        if self.value != Some(value) {
+            self.text.clear();
+            render(value, &mut self.text);
+            self.value = Some(value);
+        }
+        &self.text
+    }
+}
+
+fn render_addr(addr: SocketAddr, out: &mut Vec<u8>) {
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{addr}");
+}
+
+fn render_ts(at: SystemTime, out: &mut Vec<u8>) {
+    let _ = write!(out, "{}", humantime::format_rfc3339_micros(at));
 }
 
 impl Printer {
@@ -48,6 +87,9 @@ impl Printer {
             opts,
             scratch: Vec::with_capacity(2 * 65_536 + 64),
             warned_not_utf8: false,
+            from: Rendered::new(),
+            to: Rendered::new(),
+            ts: Rendered::new(),
         }
     }
 
@@ -61,7 +103,8 @@ impl Printer {
             Format::Raw => out.write_all(d.payload),
             Format::Text => {
                 if self.opts.source {
-                    write!(out, "{}\t", d.from)?;
+                    out.write_all(self.from.get(d.from, render_addr))?;
+                    out.write_all(b"\t")?;
                 }
                 if self.opts.escape {
                     let (body, had_newline) = split_line_end(d.payload, self.opts.null);
@@ -86,7 +129,8 @@ impl Printer {
             }
             Format::Hex => {
                 if self.opts.source {
-                    write!(out, "{}\t", d.from)?;
+                    out.write_all(self.from.get(d.from, render_addr))?;
+                    out.write_all(b"\t")?;
                 }
                 self.scratch.resize(HEXLOWER.encode_len(d.payload.len()), 0);
                 HEXLOWER.encode_mut(d.payload, &mut self.scratch);
@@ -98,16 +142,15 @@ impl Printer {
     }
 
     fn write_json<W: Write>(&mut self, out: &mut W, d: &Datagram<'_>) -> io::Result<()> {
-        let ts = humantime::format_rfc3339_micros(d.at);
         let s = &mut self.scratch;
         s.clear();
-        write!(
-            s,
-            "{{\"ts\":\"{ts}\",\"from\":\"{}\",\"to\":\"{}\",\"len\":{},",
-            d.from,
-            d.to,
-            d.payload.len()
-        )?;
+        s.extend_from_slice(b"{\"ts\":\"");
+        s.extend_from_slice(self.ts.get(d.at, render_ts));
+        s.extend_from_slice(b"\",\"from\":\"");
+        s.extend_from_slice(self.from.get(d.from, render_addr));
+        s.extend_from_slice(b"\",\"to\":\"");
+        s.extend_from_slice(self.to.get(d.to, render_addr));
+        write!(s, "\",\"len\":{},", d.payload.len())?;
         match std::str::from_utf8(d.payload) {
             Ok(text) => {
                 s.extend_from_slice(b"\"text\":\"");

@@ -3,8 +3,10 @@
 //! Every case states exit status, stdout and stderr together ([`util::Run::check`]); a
 //! `listen` case waits for the readiness line before sending, never for a clock.
 
+mod docs;
 mod exit_status;
 mod formats;
+mod help;
 mod interop;
 mod listen;
 mod netns;
