@@ -93,6 +93,9 @@ pub fn parse(arg: &str) -> Result<Endpoint> {
     let Some((host, port)) = arg.rsplit_once(':') else {
         return Err(bad("missing :PORT (try HOST:PORT, e.g. 127.0.0.1:9000)"));
     };
+    if host.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Err(bad("not a host name"));
+    }
     if host.contains(':') {
         return Err(bad(
             "an IPv6 address needs brackets when a port follows (try [::1]:9000)",

@@ -58,6 +58,11 @@ pub enum Problem {
         offset: usize,
     },
     BadHex(String),
+    /// More than `chars` characters of hex text without an end: no datagram holds that.
+    HexTooLong {
+        chars: usize,
+        max: usize,
+    },
 }
 
 impl fmt::Display for RecordError {
@@ -88,6 +93,10 @@ impl fmt::Display for RecordError {
                 offset + 1
             ),
             Problem::BadHex(why) => write!(f, "bad hex: {why}"),
+            Problem::HexTooLong { chars, max } => write!(
+                f,
+                "more than {chars} characters of hex text, more than one UDP datagram ({max} bytes) can carry"
+            ),
         }
     }
 }
@@ -332,18 +341,24 @@ impl Framer {
         let pending = self.end - self.start;
         if pending > self.raw_limit {
             self.failed = true;
-            let len = if self.encoding == Encoding::Hex {
-                self.max
+            let kind = if self.encoding == Encoding::Hex {
+                Problem::HexTooLong {
+                    chars: self.raw_limit,
+                    max: self.max,
+                }
             } else {
-                pending - 1
+                // The record has at least `pending` bytes, less a last "\r" that a "\n"
+                // may still make a line end.
+                let known = pending - usize::from(self.buf[self.end - 1] == b'\r');
+                Problem::TooLarge {
+                    len: known - 1,
+                    at_least: true,
+                    max: self.max,
+                }
             };
             return Err(RecordError {
                 place: self.place(),
-                kind: Problem::TooLarge {
-                    len: len.max(self.max),
-                    at_least: true,
-                    max: self.max,
-                },
+                kind,
             });
         }
         Ok(())

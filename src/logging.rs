@@ -52,8 +52,14 @@ where
             Level::DEBUG => "debug",
             Level::TRACE => "trace",
         };
-        write!(writer, "udpcat: {level}: ")?;
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
+        // Render, then escape: a message may quote an argument, a file name or peer data.
+        let mut message = String::new();
+        ctx.field_format()
+            .format_fields(Writer::new(&mut message), event)?;
+        writeln!(
+            writer,
+            "udpcat: {level}: {}",
+            crate::output::escape_message(&message)
+        )
     }
 }

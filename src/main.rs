@@ -5,15 +5,19 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Parser;
+use clap::error::ErrorKind;
 
 use udpcat::addr::Family;
 use udpcat::cli::{Cli, Command};
 use udpcat::exit::{self, Status};
 use udpcat::signal::Signals;
-use udpcat::{listen, logging, send};
+use udpcat::{listen, logging, output, send};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     logging::init(cli.verbose, cli.quiet);
     let status = match run(cli) {
         Ok(status) => status,
@@ -21,7 +25,8 @@ fn main() -> ExitCode {
             // The reader of stdout has what it wanted.
             None => Status::Success,
             Some(status) => {
-                let _ = writeln!(io::stderr(), "udpcat: error: {err:#}");
+                let message = output::escape_message(&format!("{err:#}"));
+                let _ = writeln!(io::stderr(), "udpcat: error: {message}");
                 status
             }
         },
@@ -55,4 +60,32 @@ fn run(cli: Cli) -> Result<Status> {
             Ok(Status::Success)
         }
     }
+}
+
+/// clap's errors as udpcat's: one `udpcat: error:` line (the value quoted in it escaped),
+/// then clap's usage line, exit 2. Help and version go to stdout as clap prints them.
+fn usage_error(e: clap::Error) -> ExitCode {
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+        || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    {
+        let _ = e.print();
+        return ExitCode::from(e.exit_code() as u8);
+    }
+    let rendered = e.render().to_string();
+    // The message runs up to the first blank line; tips and usage follow it.
+    let (message, rest) = rendered.split_once("\n\n").unwrap_or((&rendered, ""));
+    let message = message.trim_start_matches("error: ");
+    let mut err = io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "udpcat: error: {}",
+        output::escape_message(message.trim_end())
+    );
+    for line in rest
+        .lines()
+        .filter(|l| l.starts_with("Usage:") || l.starts_with("For more"))
+    {
+        let _ = writeln!(err, "{line}");
+    }
+    ExitCode::from(Status::Usage.code() as u8)
 }

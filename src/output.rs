@@ -78,6 +78,8 @@ fn render_addr(addr: SocketAddr, out: &mut Vec<u8>) {
 }
 
 fn render_ts(at: SystemTime, out: &mut Vec<u8>) {
+    // humantime panics on times before 1970; a clock set that far back shows as the epoch.
+    let at = at.max(SystemTime::UNIX_EPOCH);
     let _ = write!(out, "{}", humantime::format_rfc3339_micros(at));
 }
 
@@ -235,6 +237,28 @@ pub fn escape_for_terminal(text: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A message line for stderr: like `escape_for_terminal`, and newlines and TABs too, so an
+/// argument or file name quoted in it can neither drive the terminal nor forge a second
+/// `udpcat: error:` line.
+pub fn escape_message(text: &str) -> String {
+    if !text.chars().any(|c| c.is_control() || is_dangerous(c)) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x80 && (c.is_control()) => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if is_dangerous(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// JSON string body: `"`, `\` and every dangerous character as escapes, so the line is
 /// safe on a terminal and still decodes to the payload.
 fn json_escape_into(out: &mut Vec<u8>, text: &str) {
@@ -385,6 +409,15 @@ mod tests {
             escape_for_terminal("caf\u{e9} \u{1b}".as_bytes()),
             "caf\u{e9} \\x1b"
         );
+        assert_eq!(
+            escape_message("port 'a\nudpcat: error: x'"),
+            "port 'a\\nudpcat: error: x'"
+        );
+        assert_eq!(
+            escape_message("\u{1b}[2J\t\u{202e}é"),
+            "\\x1b[2J\\t\\u{202e}é"
+        );
+        assert_eq!(escape_message("plain"), "plain");
     }
 
     proptest! {

@@ -286,7 +286,10 @@ impl Session<'_> {
             if net::wait(&[stdin.as_fd()], None, self.signals.fd(), None)? == net::Wake::Signal {
                 self.check_signal()?;
             }
-            framer.fill(&mut stdin).context("reading stdin")?;
+            if let Err(e) = framer.fill(&mut stdin) {
+                let sent = plural(self.stats.sent, "datagram");
+                return Err(anyhow!("reading stdin: {e}; {sent} sent"));
+            }
         }
     }
 

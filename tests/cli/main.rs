@@ -3,13 +3,16 @@
 //! Every case states exit status, stdout and stderr together ([`util::Run::check`]); a
 //! `listen` case waits for the readiness line before sending, never for a clock.
 
+mod bad_input;
 mod docs;
 mod exit_status;
+mod faults;
 mod formats;
 mod help;
 mod interop;
 mod listen;
 mod netns;
+mod raw_proc;
 mod send;
 mod signals;
 mod util;
