@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAdd
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::output::escape_for_terminal;
+use crate::output::escape_message;
 
 /// Which address families the user allows (`-4`, `-6`, or both).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,7 +59,8 @@ impl fmt::Display for Endpoint {
 
 /// Parses one address argument. Errors name what is wrong and how to write it instead.
 pub fn parse(arg: &str) -> Result<Endpoint> {
-    let bad = |why: &str| anyhow!("address '{}': {why}", escape_for_terminal(arg.as_bytes()));
+    // Every piece of the argument quoted below is escaped with the whole message.
+    let bad = |why: &str| anyhow!(escape_message(&format!("address '{arg}': {why}")));
     if arg.is_empty() {
         return Err(bad("empty (try 127.0.0.1:9000, [::1]:9000 or 9000)"));
     }

@@ -324,31 +324,33 @@ pub struct SendArgs {
 
 /// `500ms`, `2s`, `1m`, `1h 30m`: humantime's syntax, plus a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let shown = crate::output::escape_message(s);
     if let Ok(secs) = s.parse::<f64>() {
         return Duration::try_from_secs_f64(secs)
-            .map_err(|_| format!("'{s}' is not a duration (try 500ms, 2s, 1m)"));
+            .map_err(|_| format!("'{shown}' is not a duration (try 500ms, 2s, 1m)"));
     }
     humantime::parse_duration(s)
-        .map_err(|e| format!("'{s}' is not a duration ({e}; try 500ms, 2s, 1m)"))
+        .map_err(|e| format!("'{shown}' is not a duration ({e}; try 500ms, 2s, 1m)"))
 }
 
 /// A byte count with an optional binary suffix: `4096`, `64K`, `8M`, `8MiB`.
 pub fn parse_bytes(s: &str) -> Result<usize, String> {
+    let shown = crate::output::escape_message(s);
     let t = s.trim();
     let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, suffix) = t.split_at(digits);
     let n: usize = num
         .parse()
-        .map_err(|_| format!("'{s}' is not a byte count (try 4096, 64K, 8M)"))?;
+        .map_err(|_| format!("'{shown}' is not a byte count (try 4096, 64K, 8M)"))?;
     let mult: usize = match suffix.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("'{s}' is not a byte count (try 4096, 64K, 8M)")),
+        _ => return Err(format!("'{shown}' is not a byte count (try 4096, 64K, 8M)")),
     };
     n.checked_mul(mult)
-        .ok_or_else(|| format!("'{s}' is too large"))
+        .ok_or_else(|| format!("'{shown}' is too large"))
 }
 
 fn parse_chunk(s: &str) -> Result<usize, String> {
@@ -364,32 +366,35 @@ fn parse_chunk(s: &str) -> Result<usize, String> {
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
+    let shown = crate::output::escape_message(s);
     match s.parse::<f64>() {
         Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
         _ => Err(format!(
-            "'{s}' is not a rate (datagrams per second, more than 0)"
+            "'{shown}' is not a rate (datagrams per second, more than 0)"
         )),
     }
 }
 
 fn parse_group(s: &str) -> Result<IpAddr, String> {
+    let shown = crate::output::escape_message(s);
     match s.parse::<IpAddr>() {
         Ok(ip) if ip.is_multicast() => Ok(ip),
         Ok(_) => Err(format!(
             "{s} is not a multicast group (224.0.0.0/4, ff00::/8)"
         )),
-        Err(_) => Err(format!("'{s}' is not an IP address")),
+        Err(_) => Err(format!("'{shown}' is not an IP address")),
     }
 }
 
 /// A network in CIDR notation, or a bare address meaning just that host.
 pub fn parse_net(s: &str) -> Result<IpNet, String> {
+    let shown = crate::output::escape_message(s);
     if let Ok(net) = s.parse::<IpNet>() {
         return Ok(net.trunc());
     }
     s.parse::<IpAddr>()
         .map(IpNet::from)
-        .map_err(|_| format!("'{s}' is not a network (try 10.0.0.0/8, 192.0.2.7, fd00::/8)"))
+        .map_err(|_| format!("'{shown}' is not a network (try 10.0.0.0/8, 192.0.2.7, fd00::/8)"))
 }
 
 /// Writes the man page: the top-level page, then each subcommand's options, EXAMPLES and

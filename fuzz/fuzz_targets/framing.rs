@@ -232,7 +232,7 @@ fuzz_target!(|input: &[u8]| {
                     max: m,
                 } => {
                     assert_eq!(m, max);
-                    let raw = raw_records.get(i).expect("an error past the last record");
+                    assert!(i < raw_records.len(), "an error past the last record");
                     {
                         match &wanted[i] {
                             Want::TooLarge(real) => assert!(
@@ -248,7 +248,11 @@ fuzz_target!(|input: &[u8]| {
                     assert_eq!(m, max);
                     assert_eq!(encoding, Encoding::Hex, "{e}");
                     let raw = raw_records.get(i).expect("an error past the last record");
-                    assert!(raw.len() > chars, "hex record of {} chars cut early: {e}", raw.len());
+                    assert!(
+                        raw.len() > chars,
+                        "hex record of {} chars cut early: {e}",
+                        raw.len()
+                    );
                 }
                 kind => {
                     assert_eq!(bad, Some(i), "error {e} for a good record");
