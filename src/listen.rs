@@ -293,6 +293,7 @@ fn receive<W: Write>(
     let fds: Vec<BorrowedFd<'_>> = listeners.iter().map(|l| l.socket.as_fd()).collect();
     let stdout = io::stdout();
     let json = printer.options().format == Format::Json;
+    let eager_flush = !net::is_dev_null(stdout.as_fd());
     let mut last_datagram = Instant::now();
     loop {
         // Drain every socket, one batch each in turn, until none has anything waiting.
@@ -309,7 +310,9 @@ fn receive<W: Write>(
                 if n == 0 {
                     continue;
                 }
-                busy = true;
+                // A short batch means the queue was empty: no need to ask again before
+                // polling (one system call less per wake-up).
+                busy |= n as u64 == room;
                 last_datagram = Instant::now();
                 let at = if json {
                     SystemTime::now()
@@ -369,7 +372,9 @@ fn receive<W: Write>(
             }
         }
         // Nothing is waiting: everything received so far goes out before we block.
-        out.flush().context("writing to stdout")?;
+        if eager_flush {
+            out.flush().context("writing to stdout")?;
+        }
         let remaining = cfg
             .timeout
             .map(|t| t.saturating_sub(last_datagram.elapsed()));

@@ -281,6 +281,12 @@ impl Receiver {
     /// Receives what is waiting on `socket` (non-blocking), at most `max` datagrams (and at
     /// most one batch). Returns how many arrived; 0 when none was waiting.
     pub fn recv(&mut self, socket: &UdpSocket, max: usize) -> io::Result<usize> {
+        self.recv_with(socket, max, false)
+    }
+
+    /// Like `recv`; with `block`, waits for the first datagram as the socket's own timeout
+    /// (SO_RCVTIMEO) allows. 0 then means the timeout passed or a signal arrived.
+    pub fn recv_with(&mut self, socket: &UdpSocket, max: usize, block: bool) -> io::Result<usize> {
         self.meta.clear();
         // Fresh headers each call: the kernel shrinks msg_controllen and msg_namelen in
         // place, and nix does not reset them, so reused headers would lose control messages.
@@ -297,7 +303,11 @@ impl Receiver {
             socket.as_raw_fd(),
             &mut headers,
             iovs.iter_mut(),
-            MsgFlags::MSG_DONTWAIT,
+            if block {
+                MsgFlags::empty()
+            } else {
+                MsgFlags::MSG_DONTWAIT
+            },
             None,
         ) {
             Ok(r) => r,
@@ -531,6 +541,17 @@ pub fn drops_for_inode(table: &str, inode: u64) -> Option<u64> {
             .then(|| fields.get(drops_col)?.parse().ok())
             .flatten()
     })
+}
+
+/// Whether `fd` is /dev/null: nobody can be waiting to read what goes there, so flushing
+/// it before blocking only costs a system call per wake-up.
+pub fn is_dev_null(fd: BorrowedFd<'_>) -> bool {
+    use nix::sys::stat::{SFlag, fstat, stat};
+    let (Ok(ours), Ok(null)) = (fstat(fd), stat("/dev/null")) else {
+        return false;
+    };
+    let is_char = |mode| SFlag::from_bits_truncate(mode) & SFlag::S_IFMT == SFlag::S_IFCHR;
+    is_char(ours.st_mode) && is_char(null.st_mode) && ours.st_rdev == null.st_rdev
 }
 
 #[cfg(test)]

@@ -161,6 +161,9 @@ struct Session<'a> {
     receiver: Receiver,
     stats: Stats,
     next_send: Option<Instant>,
+    eager_flush: bool,
+    /// The socket's SO_RCVTIMEO as last set.
+    read_timeout: Option<Duration>,
 }
 
 pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
@@ -194,6 +197,8 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
         receiver: Receiver::new(if cfg.wait.is_some() { net::BATCH } else { 1 }),
         stats: Stats::default(),
         next_send: None,
+        eager_flush: !net::is_dev_null(io::stdout().as_fd()),
+        read_timeout: None,
     };
     let started = Instant::now();
     let result = s.run();
@@ -282,7 +287,7 @@ impl Session<'_> {
             if framer.is_finished() {
                 return Ok(());
             }
-            self.out.flush().context("writing to stdout")?;
+            self.flush_before_blocking()?;
             if net::wait(&[stdin.as_fd()], None, self.signals.fd(), None)? == net::Wake::Signal {
                 self.check_signal()?;
             }
@@ -389,15 +394,27 @@ impl Session<'_> {
 
     fn await_reply(&mut self, sent_at: Instant) -> Result<()> {
         let deadline = sent_at + self.cfg.timeout;
+        // Everything printed so far goes out before we block.
+        self.flush_before_blocking()?;
+        let mut first = true;
         loop {
-            if self.receive_some(1)? > 0 {
+            let now = Instant::now();
+            // The first wait is the whole --timeout (the socket keeps it, so no system call
+            // per datagram); a retry waits only for what is left.
+            let within = if first {
+                self.cfg.timeout
+            } else {
+                deadline.saturating_duration_since(now)
+            };
+            first = false;
+            if now < deadline && self.receive_reply(within)? > 0 {
                 let rtt = sent_at.elapsed();
                 let s = &mut self.stats;
                 s.rtt_min = Some(s.rtt_min.map_or(rtt, |m| m.min(rtt)));
                 s.rtt_max = s.rtt_max.max(rtt);
                 s.rtt_sum += rtt;
                 s.rtt_count += 1;
-                return self.out.flush().context("writing to stdout");
+                return self.flush_before_blocking();
             }
             let now = Instant::now();
             if now >= deadline {
@@ -409,17 +426,26 @@ impl Session<'_> {
                 );
                 return Ok(());
             }
-            self.out.flush().context("writing to stdout")?;
-            if net::wait(
-                &[self.socket.as_fd()],
-                None,
-                self.signals.fd(),
-                Some(deadline - now),
-            )? == net::Wake::Signal
-            {
-                self.check_signal()?;
-            }
+            // A signal ends the wait early (EINTR); stop if it asked us to.
+            self.check_signal()?;
         }
+    }
+
+    /// Blocks for one reply, at most `within`: a blocking receive with SO_RCVTIMEO is one
+    /// system call where poll + receive are two, and with a receive timeout set, a signal
+    /// interrupts it (EINTR) even though the handlers use SA_RESTART.
+    fn receive_reply(&mut self, within: Duration) -> Result<usize> {
+        // A signal that came before the wait would not interrupt it: look first.
+        self.check_signal()?;
+        // Set only when it changes: normally once, to --timeout, for the whole run.
+        let within = within.max(Duration::from_micros(1));
+        if self.read_timeout != Some(within) {
+            self.socket
+                .set_read_timeout(Some(within))
+                .context("setting the reply timeout")?;
+            self.read_timeout = Some(within);
+        }
+        self.receive(1, true)
     }
 
     /// --wait: prints everything that comes back until `wait` has passed.
@@ -430,7 +456,7 @@ impl Session<'_> {
             if self.receive_some(net::BATCH)? > 0 {
                 continue;
             }
-            self.out.flush().context("writing to stdout")?;
+            self.flush_before_blocking()?;
             let now = Instant::now();
             if now >= deadline {
                 break;
@@ -458,7 +484,11 @@ impl Session<'_> {
     /// Receives and prints what is waiting, at most `max` datagrams. A pending "port
     /// unreachable" surfaces here as a refusal.
     fn receive_some(&mut self, max: usize) -> Result<usize> {
-        let n = match self.receiver.recv(&self.socket, max) {
+        self.receive(max, false)
+    }
+
+    fn receive(&mut self, max: usize, block: bool) -> Result<usize> {
+        let n = match self.receiver.recv_with(&self.socket, max, block) {
             Ok(n) => n,
             Err(e) => return Err(self.send_error(e)),
         };
@@ -481,6 +511,15 @@ impl Session<'_> {
         }
         self.stats.replies += n as u64;
         Ok(n)
+    }
+
+    /// Flushes replies before udpcat blocks, so a reader sees each as it arrived; not into
+    /// /dev/null, where nobody can be waiting.
+    fn flush_before_blocking(&mut self) -> Result<()> {
+        if self.eager_flush {
+            self.out.flush().context("writing to stdout")?;
+        }
+        Ok(())
     }
 
     /// Stops quietly with 130/143 once a signal asked for it.

@@ -123,3 +123,22 @@ fn a_second_sigint_exits_at_once_while_the_first_is_stuck_flushing() {
         String::from_utf8_lossy(&run.stderr)
     );
 }
+
+/// `send --reply` blocks in one receive with a timeout; SIGINT must end that wait at once
+/// (130), not after the minute-long --timeout.
+#[test]
+fn sigint_ends_a_reply_wait_at_once() {
+    let peer = udp4();
+    let to = local(&peer);
+    let p = Proc::spawn(udpcat(&["send", "--reply", "--timeout", "1m", &to, "ping"]));
+    assert_eq!(recv(&peer).0, b"ping");
+    let pid = p.pid();
+    wait_until("udpcat blocks waiting for the reply", || {
+        let wchan = proc_file(pid, "wchan");
+        wchan.contains("wait_for_more_packets") || wchan.contains("poll")
+    });
+    p.signal(Signal::SIGINT);
+    let run = p.finish();
+    assert!(!run.watchdog_fired, "SIGINT did not end the reply wait");
+    run.check(130, Expect::Empty, Expect::Empty);
+}
