@@ -1,0 +1,910 @@
+#!/usr/bin/env python3
+"""Driver of the udpcat benchmark (issue 3). Run it through bench/run, which builds udpcat,
+compiles the floor programs and installs the other contestants first.
+
+Every scenario runs its contestants side by side, alternating them, REPS times each, and
+reports medians. Only loopback (127.0.0.1) and ports the kernel picks are used. Every process
+is started in its own session and killed (whole process group) on the way out.
+
+How a receiver run is timed. The clock starts just before the sender starts. A receiver that
+stops by itself (udpcat and floor --count) stops the clock when it exits. One that does not
+(socat, nc, ncat, or any receiver that lost datagrams and so never reaches its count) is
+watched through /proc: once the sender has exited, the receiver's socket queue
+(/proc/net/udp rx_queue) is empty and its output (/proc/PID/io wchar) has not grown for a
+settle period, it is "drained": the clock is stopped at its last write, and it is sent SIGINT.
+No idle timeout is ever added to a time. Peak RSS is VmHWM from /proc/PID/status, sampled
+while the receiver runs (last sample just before it is stopped, or <= SAMPLE ms before it
+exits by itself). Kernel drops are the socket's `drops` column of /proc/net/udp.
+"""
+
+import argparse
+import atexit
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+# --------------------------------------------------------------------------------------------
+# configuration
+
+
+def env_int(name, default):
+    v = os.environ.get(name)
+    return int(v) if v not in (None, "") else default
+
+
+def parse_args():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="tiny smoke run (< 30 s)")
+    ap.add_argument("--udpcat", required=True, help="udpcat binary")
+    ap.add_argument("--floor-dir", required=True, help="directory of the compiled floor programs")
+    ap.add_argument("--results", default=os.environ.get("BENCH_RESULTS", os.path.join(HERE, "results.md")))
+    ap.add_argument("--command", default="bench/run", help="command line shown in the report")
+    ap.add_argument("--unavailable", default="", help="comma-separated tools that could not be installed")
+    a = ap.parse_args()
+    q = a.quick
+    a.reps = env_int("BENCH_REPS", 1 if q else 3)
+    a.lines = env_int("BENCH_LINES", 20000 if q else 1_000_000)
+    a.bulk_bytes = env_int("BENCH_BULK_MIB", 8 if q else 1024) * 1024 * 1024
+    # Below 8 KiB per datagram, socat and nc need ~12 s per GiB on 2 cores: a smaller volume
+    # keeps the default run within a few minutes (throughput is a rate either way).
+    a.bulk_small_bytes = env_int("BENCH_BULK_SMALL_MIB", 8 if q else 256) * 1024 * 1024
+    a.rtt = env_int("BENCH_RTT", 1000 if q else 20000)
+    # round trips swing with where the scheduler puts the two processes: more runs, they are short
+    a.rtt_reps = env_int("BENCH_RTT_REPS", 1 if q else max(5, a.reps))
+    a.startup_runs = env_int("BENCH_STARTUP_RUNS", 10 if q else 60)
+    a.startup_warmup = env_int("BENCH_STARTUP_WARMUP", 3 if q else 10)
+    a.diag = env_int("BENCH_DIAG", 0 if q else 1)
+    sc = os.environ.get("BENCH_SCENARIOS", "lines,bulk,rtt,startup")
+    a.scenarios = [s.strip() for s in sc.split(",") if s.strip()]
+    sizes = os.environ.get("BENCH_BULK_SIZES", "1472,65507")
+    a.bulk_sizes = [int(s) for s in sizes.split(",") if s.strip()]
+    a.unavailable = {t for t in a.unavailable.split(",") if t}
+    return a
+
+
+ARGS = None
+RAW = {}
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# processes
+
+CHILDREN = []
+
+
+def spawn(argv, **kw):
+    kw.setdefault("stdin", subprocess.DEVNULL)
+    p = subprocess.Popen(argv, start_new_session=True, **kw)
+    CHILDREN.append(p)
+    return p
+
+
+def stop(p, sig=signal.SIGINT, grace=5.0):
+    """Signal p's process group, wait, escalate to SIGKILL."""
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+    return p.returncode
+
+
+def kill_all():
+    for p in CHILDREN:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(2)
+            except Exception:
+                pass
+
+
+def on_signal(sig, _frame):
+    kill_all()
+    raise SystemExit(128 + sig)
+
+
+class Waiter:
+    """Reaps a process in a thread (blocked in wait4, it costs no CPU), recording the moment it
+    exited and the CPU time it used (user + system, its children included). Once a Waiter
+    owns a process, nothing else may wait for it: use Waiter.stop, not stop()."""
+
+    def __init__(self, p):
+        self.p = p
+        self.t = None
+        self.cpu = None
+        self.th = threading.Thread(target=self._run, daemon=True)
+        self.th.start()
+
+    def _run(self):
+        try:
+            _, status, ru = os.wait4(self.p.pid, 0)
+            self.cpu = ru.ru_utime + ru.ru_stime
+            self.p.returncode = os.waitstatus_to_exitcode(status)
+        except ChildProcessError:
+            self.p.returncode = self.p.returncode if self.p.returncode is not None else -1
+        self.t = time.perf_counter()
+
+    @property
+    def done(self):
+        return self.t is not None
+
+    def join(self, timeout=None):
+        self.th.join(timeout)
+        return self.done
+
+    def stop(self, sig=signal.SIGINT, grace=5.0):
+        if not self.done:
+            try:
+                os.killpg(self.p.pid, sig)
+            except ProcessLookupError:
+                pass
+            if not self.join(grace):
+                try:
+                    os.killpg(self.p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.join()
+        return self.p.returncode
+
+
+def drain_stderr(p, sink):
+    def run():
+        for line in p.stderr:
+            sink.append(line.decode(errors="replace"))
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    return th
+
+
+def wait_ready_stderr(p, what, timeout=15.0):
+    """Read p's stderr until 'listening on HOST:PORT'; returns (port, lines read)."""
+    import select
+    lines = []
+    deadline = time.monotonic() + timeout
+    buf = b""
+    fd = p.stderr.fileno()
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.05)
+        if r:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                line = line.decode(errors="replace")
+                lines.append(line)
+                m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+                if m:
+                    if buf:
+                        lines.append(buf.decode(errors="replace"))
+                    return int(m.group(1)), lines
+        elif p.poll() is not None:
+            break
+    raise RuntimeError(f"{what}: did not become ready: {' | '.join(lines)} {buf!r}")
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def udp_socket_row(port):
+    """(rx_queue bytes, drops) of the socket bound to 127.0.0.1:port or 0.0.0.0:port, or None."""
+    want = (f"0100007F:{port:04X}", f"00000000:{port:04X}")
+    try:
+        with open("/proc/net/udp") as f:
+            next(f)
+            for line in f:
+                parts = line.split()
+                if parts[1] in want:
+                    rx = int(parts[4].split(":")[1], 16)
+                    return rx, int(parts[12])
+    except (OSError, IndexError, ValueError):
+        pass
+    return None
+
+
+def wait_port_bound(p, port, what, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if udp_socket_row(port) is not None:
+            return
+        if p.poll() is not None:
+            break
+        time.sleep(0.002)
+    raise RuntimeError(f"{what}: port {port} never bound (exit {p.poll()})")
+
+
+def proc_sample(pid):
+    """(wchar, VmHWM KiB) of a live process, or None."""
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            io = f.read()
+        with open(f"/proc/{pid}/status") as f:
+            st = f.read()
+        wchar = int(re.search(r"^wchar:\s+(\d+)", io, re.M).group(1))
+        hwm = int(re.search(r"^VmHWM:\s+(\d+)", st, re.M).group(1))
+        return wchar, hwm
+    except (OSError, AttributeError):
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# one sender -> receiver transfer
+
+
+class Trial(dict):
+    pass
+
+
+def transfer(recv_argv, send_argv, *, ready, out_path, stdin_path=None, seq_n=None,
+             port=None, settle=0.10, deadline=600.0, stop_sig=signal.SIGINT):
+    """Runs one transfer. ready: 'stderr' (receiver prints 'listening on 127.0.0.1:PORT'; '{port}'
+    in send_argv is replaced) or 'port' (receiver_argv already has the port, found free by us).
+    Returns a Trial with time, end ('exit' or 'drained' or 'deadline'), wchar bytes, hwm_kib,
+    drops, receiver status and stderr."""
+    tr = Trial()
+    out = open(out_path, "wb") if out_path else subprocess.DEVNULL
+    errs = []
+    if ready == "stderr":
+        rp = spawn(recv_argv, stdout=out, stderr=subprocess.PIPE)
+        port, lines = wait_ready_stderr(rp, recv_argv[0])
+        errs.extend(lines)
+        drain_stderr(rp, errs)
+    else:
+        errf = tempfile.TemporaryFile()
+        rp = spawn(recv_argv, stdout=out, stderr=errf)
+        wait_port_bound(rp, port, recv_argv[0])
+    if out_path:
+        out.close()
+    rwait = Waiter(rp)
+    base = proc_sample(rp.pid)
+    wchar0 = base[0] if base else 0
+    hwm = base[1] if base else 0
+    last_wchar = wchar0
+    drops = 0
+    send_argv = [a.replace("{port}", str(port)) for a in send_argv]
+    serr = tempfile.TemporaryFile()
+
+    t0 = time.perf_counter()
+    if seq_n is not None:
+        seq = spawn(["seq", "1", str(seq_n)], stdout=subprocess.PIPE)
+        sp = spawn(send_argv, stdin=seq.stdout, stdout=subprocess.DEVNULL, stderr=serr)
+        seq.stdout.close()
+    else:
+        with open(stdin_path, "rb") as fin:
+            sp = spawn(send_argv, stdin=fin, stdout=subprocess.DEVNULL, stderr=serr)
+    swait = Waiter(sp)
+
+    t_last_change = t0
+    quiet_since = None
+    end_kind = None
+    while True:
+        now = time.perf_counter()
+        if rwait.done:
+            end_kind = "exit"
+            break
+        s = proc_sample(rp.pid)
+        row = udp_socket_row(port)
+        if s:
+            if s[0] != last_wchar:
+                last_wchar = s[0]
+                t_last_change = now
+            hwm = max(hwm, s[1])
+        if row:
+            drops = max(drops, row[1])
+        if now - t0 > deadline:
+            end_kind = "deadline"
+            break
+        if swait.done:
+            if row and row[0] == 0 and now - t_last_change >= settle:
+                if quiet_since is None:
+                    quiet_since = now
+                if now - quiet_since >= 0.02:
+                    end_kind = "drained"
+                    break
+            else:
+                quiet_since = None
+            time.sleep(0.002)
+        else:
+            time.sleep(0.02)
+
+    if end_kind == "exit":
+        t_end = rwait.t
+        final_bytes = None
+    else:
+        s = proc_sample(rp.pid)
+        if s:
+            hwm = max(hwm, s[1])
+            if s[0] != last_wchar:
+                last_wchar = s[0]
+                t_last_change = time.perf_counter()
+        final_bytes = last_wchar - wchar0
+        t_end = max(t_last_change, swait.t or t_last_change)
+        rwait.stop(stop_sig)
+    if not swait.done:
+        swait.stop(signal.SIGKILL)
+    swait.join()
+    rwait.join()
+    if seq_n is not None:
+        seq.wait()
+    if ready != "stderr":
+        errf.seek(0)
+        errs.append(errf.read().decode(errors="replace"))
+    else:
+        time.sleep(0.01)
+    serr.seek(0)
+    tr.update(
+        time=t_end - t0,
+        end=end_kind,
+        bytes_written=final_bytes,
+        hwm_kib=hwm,
+        drops=drops,
+        recv_status=rp.returncode,
+        send_status=sp.returncode,
+        recv_cpu=rwait.cpu,
+        send_cpu=swait.cpu,
+        recv_stderr="".join(e if e.endswith("\n") else e + "\n" for e in errs),
+        send_stderr=serr.read().decode(errors="replace"),
+    )
+    return tr
+
+
+def kernel_drops_from_stats(stderr):
+    m = re.search(r"(\d+) dropped by the kernel", stderr)
+    return int(m.group(1)) if m else None
+
+
+def bytes_from_stats(stderr):
+    m = re.search(r"(\d+) datagrams, (\d+) bytes", stderr)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+# --------------------------------------------------------------------------------------------
+# helpers for results
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def fmt_num(x, digits=3):
+    if x is None:
+        return "—"
+    if x == 0:
+        return "0"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.{digits}g}" if abs(x) < 100 else f"{x:.0f}"
+
+
+def fmt_mib(kib):
+    return "—" if not kib else f"{kib / 1024:.1f} MiB"
+
+
+def fmt_ratio(x):
+    return "—" if x is None else f"{x:.2f}×"
+
+
+def cpu(ts):
+    """Median CPU seconds (user + system) of sender and receiver."""
+    snd = median([x.get("send_cpu") for x in ts])
+    rcv = median([x.get("recv_cpu") for x in ts])
+    f = lambda v: "—" if v is None else f"{v:.2f}"
+    return f"{f(snd)} / {f(rcv)}"
+
+
+def rotate(items, r):
+    if not items:
+        return items
+    r %= len(items)
+    return items[r:] + items[:r]
+
+
+def have(tool):
+    return tool not in ARGS.unavailable and shutil.which(tool) is not None
+
+
+# --------------------------------------------------------------------------------------------
+# scenario 1: lines
+
+
+def scenario_lines(work):
+    N = ARGS.lines
+    U = ARGS.udpcat
+    F = ARGS.floor_dir
+    expected = b"".join(b"%d\n" % i for i in range(1, N + 1))
+    out = os.path.join(work, "lines.out")
+
+    def udpcat_recv(fmt="text"):
+        a = [U, "listen", "--stats", "--count", str(N), "--timeout", "120s"]
+        if fmt != "text":
+            a += ["--format", fmt]
+        return a + ["127.0.0.1:0"]
+
+    floor_recv = [f"{F}/floor_recv", "--count", str(N), "--idle-ms", "120000", "127.0.0.1", "0"]
+    udpcat_send = [U, "send", "127.0.0.1:{port}"]
+    floor_send = [f"{F}/floor_send", "127.0.0.1", "{port}"]
+    floor_send_nl = [f"{F}/floor_send", "--keep-newline", "127.0.0.1", "{port}"]
+    py = sys.executable
+
+    C = []  # (name, kind, recv builder, send argv, ready, check)
+    C.append(("udpcat → udpcat", "udpcat", lambda: (udpcat_recv(), None), udpcat_send, "stderr", "text"))
+    C.append(("udpcat → udpcat `--format json`", "udpcat-json", lambda: (udpcat_recv("json"), None), udpcat_send, "stderr", "json"))
+    C.append(("C floor → C floor", "floor", lambda: (floor_recv, None), floor_send, "stderr", "text"))
+    C.append(("Python → Python (seed-style)", "python", lambda: ([py, f"{HERE}/py_recv.py", "127.0.0.1", "0", str(N)], None),
+              [py, f"{HERE}/py_send.py", "127.0.0.1", "{port}"], "stderr", "text"))
+
+    def portrecv(argv_fn):
+        def b():
+            p = free_port()
+            return argv_fn(p), p
+        return b
+
+    if have("socat"):
+        C.append(("C floor → socat UDP-RECV", "socat", portrecv(lambda p: ["socat", "-u", "-b", "65536", f"UDP4-RECV:{p},bind=127.0.0.1", "STDOUT"]),
+                  floor_send_nl, "port", "text"))
+    if have("nc"):
+        C.append(("C floor → nc -u -l", "nc", portrecv(lambda p: ["nc", "-d", "-u", "-l", "127.0.0.1", str(p)]),
+                  floor_send_nl, "port", "text"))
+    if have("ncat"):
+        C.append(("C floor → ncat -u -l", "ncat", portrecv(lambda p: ["ncat", "-u", "-l", "--recv-only", "127.0.0.1", str(p)]),
+                  floor_send_nl, "port", "text"))
+    if ARGS.diag:
+        C.append(("C floor → udpcat (receiver only)", "diag-recv", lambda: (udpcat_recv(), None), floor_send, "stderr", "text"))
+        C.append(("udpcat → C floor (sender only)", "diag-send", lambda: (floor_recv, None), udpcat_send, "stderr", "text"))
+
+    results = {c[0]: [] for c in C}
+    for r in range(ARGS.reps):
+        for name, kind, build, send, ready, check in rotate(C, r):
+            recv, port = build()
+            tr = transfer(recv, send, ready=ready, port=port, out_path=out, seq_n=N,
+                          settle=0.25 if kind == "python" else 0.10)
+            with open(out, "rb") as f:
+                data = f.read()
+            lines = data.count(b"\n")
+            tr["received"] = lines
+            tr["lost"] = N - lines
+            if check == "json":
+                texts = re.findall(rb'"text":"([^"]*)"', data)
+                tr["exact"] = (len(texts) == N and b"\n".join(texts) + b"\n" == expected)
+            else:
+                tr["exact"] = data == expected
+            tr["kdrops"] = kernel_drops_from_stats(tr["recv_stderr"])
+            results[name].append(tr)
+            os.unlink(out)
+            log(f"  lines  {name:40s} {tr['time']:7.3f} s  lost {tr['lost']:>7}  exact {tr['exact']}  "
+                f"rss {tr['hwm_kib']} KiB  end {tr['end']}  drops {tr['drops']}  rc {tr['recv_status']}/{tr['send_status']}")
+    return C, results
+
+
+def report_lines(C, results, md, targets):
+    N = ARGS.lines
+    ref = median([t["time"] for t in results["C floor → C floor"]])
+    md.append(f"### 1. lines: `seq 1 {N}`, one datagram per line, receiver output to a file\n")
+    md.append("| contestant | median time | unit | datagrams/s | lost (median, max) | kernel drops | byte-exact | peak RSS | CPU s send / recv | time ratio to C floor |")
+    md.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, kind, *_ in C:
+        ts = results[name]
+        t = median([x["time"] for x in ts])
+        lost = [x["lost"] for x in ts]
+        rate = median([x["received"] / x["time"] for x in ts])
+        exact = all(x["exact"] for x in ts)
+        n_exact = sum(x["exact"] for x in ts)
+        hwm = max(x["hwm_kib"] for x in ts)
+        md.append(f"| {name} | {t:.3f} | s | {fmt_num(rate)} | {fmt_num(median(lost))}, {max(lost):,} | "
+                  f"{fmt_num(median([x['drops'] for x in ts]))} | {'yes' if exact else f'no ({n_exact}/{len(ts)} runs)'} | "
+                  f"{fmt_mib(hwm)} | {cpu(ts)} | {fmt_ratio(t / ref if ref else None)} |")
+    md.append("")
+    md.append("socat, nc and ncat cannot send one datagram per line (they send whatever one read() "
+              "returned), so they are measured as receivers only, fed by the C floor sender, which for "
+              "them keeps each line's `\\n` in the datagram (they add nothing, so their output is "
+              "comparable to `seq`). `kernel drops` is the socket's drop counter in /proc/net/udp. "
+              "CPU is user + system time of each process (the sender's includes nothing of `seq`). "
+              "Diagnostic rows (if any) mix udpcat with the floor to show which side costs what.\n")
+    u = results["udpcat → udpcat"]
+    j = results["udpcat → udpcat `--format json`"]
+    ut, jt = median([x["time"] for x in u]), median([x["time"] for x in j])
+    maxlost = max(x["lost"] for x in u)
+    targets.append(("lines: 0 lost of %s" % f"{N:,}", maxlost == 0, f"max lost over {len(u)} runs: {maxlost:,}"))
+    targets.append(("lines: byte-exact output", all(x["exact"] for x in u), f"{sum(x['exact'] for x in u)}/{len(u)} runs exact"))
+    targets.append(("lines: time ≤ 1.05 × C floor", ut <= 1.05 * ref, f"{ut:.3f} s vs {ref:.3f} s = {ut / ref:.2f}×"))
+    targets.append(("lines: json time ≤ 1.2 × C floor (and 0 lost)", jt <= 1.2 * ref and max(x["lost"] for x in j) == 0,
+                    f"{jt:.3f} s vs {ref:.3f} s = {jt / ref:.2f}×, max lost {max(x['lost'] for x in j):,}"))
+    rss = max(x["hwm_kib"] for x in u + j)
+    targets.append(("memory: listen peak RSS ≤ 4 MiB on lines", rss <= 4096, f"max {fmt_mib(rss)} (text and json)"))
+
+
+# --------------------------------------------------------------------------------------------
+# scenario 2: bulk
+
+
+def bulk_volume(S):
+    return ARGS.bulk_small_bytes if S < 8192 else ARGS.bulk_bytes
+
+
+def scenario_bulk(work):
+    U = ARGS.udpcat
+    F = ARGS.floor_dir
+    data = os.path.join(work, "bulk.bin")
+    all_results = {}
+    for S in ARGS.bulk_sizes:
+        B = bulk_volume(S)
+        if not os.path.exists(data) or os.path.getsize(data) != B:
+            block = os.urandom(1 << 20)
+            with open(data, "wb") as f:
+                left = B
+                while left > 0:
+                    f.write(block[:min(left, len(block))])
+                    left -= len(block)
+        K = -(-B // S)
+        C = []
+        C.append(("udpcat → udpcat", "udpcat",
+                  lambda: ([U, "listen", "--stats", "--format", "raw", "--count", str(K), "127.0.0.1:0"], None),
+                  [U, "send", "--chunk", str(S), "127.0.0.1:{port}"], "stderr"))
+        C.append(("C floor → C floor", "floor",
+                  lambda: ([f"{F}/floor_recv", "--raw", "--count", str(K), "127.0.0.1", "0"], None),
+                  [f"{F}/floor_send", "--chunk", str(S), "127.0.0.1", "{port}"], "stderr"))
+
+        def portrecv(argv_fn):
+            def b():
+                p = free_port()
+                return argv_fn(p), p
+            return b
+
+        if have("socat"):
+            sock_send = ["socat", "-u", "-b", str(S), "STDIN", "UDP4-SENDTO:127.0.0.1:{port}"]
+            C.append(("socat → socat", "socat",
+                      portrecv(lambda p: ["socat", "-u", "-b", "65536", f"UDP4-RECV:{p},bind=127.0.0.1", "STDOUT"]),
+                      sock_send, "port"))
+            C.append(("socat → socat `rcvbuf=8M`", "socat-best",
+                      portrecv(lambda p: ["socat", "-u", "-b", "65536", f"UDP4-RECV:{p},bind=127.0.0.1,rcvbuf=8388608", "STDOUT"]),
+                      sock_send, "port"))
+        if have("nc"):
+            C.append(("C floor → nc -u -l", "nc",
+                      portrecv(lambda p: ["nc", "-d", "-u", "-l", "127.0.0.1", str(p)]),
+                      [f"{F}/floor_send", "--chunk", str(S), "127.0.0.1", "{port}"], "port"))
+        if have("nc") and S == ARGS.bulk_sizes[-1]:  # nc sends 16 KiB whatever S is: run it once
+            C.append(("nc → nc (16 KiB datagrams)", "nc-nc",
+                      portrecv(lambda p: ["nc", "-d", "-u", "-l", "127.0.0.1", str(p)]),
+                      ["nc", "-u", "-q0", "127.0.0.1", "{port}"], "port"))
+        if ARGS.diag:
+            C.append(("C floor → udpcat (receiver only)", "diag-recv",
+                      lambda: ([U, "listen", "--stats", "--format", "raw", "--count", str(K), "127.0.0.1:0"], None),
+                      [f"{F}/floor_send", "--chunk", str(S), "127.0.0.1", "{port}"], "stderr"))
+            C.append(("udpcat → C floor (sender only)", "diag-send",
+                      lambda: ([f"{F}/floor_recv", "--raw", "--count", str(K), "127.0.0.1", "0"], None),
+                      [U, "send", "--chunk", str(S), "127.0.0.1:{port}"], "stderr"))
+        results = {c[0]: [] for c in C}
+        for r in range(ARGS.reps):
+            for name, kind, build, send, ready in rotate(C, r):
+                recv, port = build()
+                tr = transfer(recv, send, ready=ready, port=port, out_path=None, stdin_path=data)
+                if tr["end"] == "exit" and tr["recv_status"] == 0:
+                    st = bytes_from_stats(tr["recv_stderr"])
+                    got = st[1] if st else B
+                else:
+                    got = tr["bytes_written"] or 0
+                tr["received"] = got
+                tr["lost_bytes"] = B - got
+                tr["gbps"] = got / tr["time"] / 1e9
+                tr["kdrops"] = kernel_drops_from_stats(tr["recv_stderr"])
+                results[name].append(tr)
+                log(f"  bulk {S:5d} {name:36s} {tr['time']:7.3f} s  {tr['gbps']:6.2f} GB/s  lost {tr['lost_bytes']:>11,} B  "
+                    f"drops {tr['drops']}  rss {tr['hwm_kib']} KiB  end {tr['end']}  rc {tr['recv_status']}/{tr['send_status']}")
+        all_results[S] = (C, results, K, B)
+    os.unlink(data)
+    return all_results
+
+
+def report_bulk(all_results, md, targets):
+    worst_rss = 0
+    for S, (C, results, K, B) in all_results.items():
+        ref = median([x["gbps"] for x in results["C floor → C floor"]])
+        md.append(f"### 2. bulk: {B / 2**20:,.0f} MiB of stdin in {S}-byte datagrams ({K:,}), receiver output to /dev/null\n")
+        md.append("| contestant | median throughput | unit | median time (s) | lost bytes (median, max) | kernel drops | peak RSS | CPU s send / recv | throughput ratio to C floor |")
+        md.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for name, *_ in C:
+            ts = results[name]
+            g = median([x["gbps"] for x in ts])
+            lost = [x["lost_bytes"] for x in ts]
+            lost_pct = median(lost) / B * 100
+            md.append(f"| {name} | {g:.2f} | GB/s | {median([x['time'] for x in ts]):.3f} | "
+                      f"{fmt_num(median(lost))} ({lost_pct:.2g} %), {max(lost):,} | {fmt_num(median([x['drops'] for x in ts]))} | "
+                      f"{fmt_mib(max(x['hwm_kib'] for x in ts))} | {cpu(ts)} | {fmt_ratio(g / ref if ref else None)} |")
+        md.append("")
+        u = results["udpcat → udpcat"]
+        ug = median([x["gbps"] for x in u])
+        maxlost = max(x["lost_bytes"] for x in u)
+        targets.append((f"bulk {S}: 0 lost", maxlost == 0, f"max lost over {len(u)} runs: {maxlost:,} bytes"))
+        socat = [median([x["gbps"] for x in results[n]]) for n in ("socat → socat", "socat → socat `rcvbuf=8M`") if n in results]
+        if socat:
+            best = max(socat)
+            targets.append((f"bulk {S}: ≥ socat's best", ug >= best, f"{ug:.2f} vs {best:.2f} GB/s = {ug / best:.2f}×"))
+        else:
+            targets.append((f"bulk {S}: ≥ socat's best", None, "socat unavailable"))
+        targets.append((f"bulk {S}: ≥ 0.9 × C floor", ug >= 0.9 * ref, f"{ug:.2f} vs {ref:.2f} GB/s = {ug / ref:.2f}×"))
+        worst_rss = max(worst_rss, max(x["hwm_kib"] for x in u))
+    md.append("socat sends one datagram per read() of `-b` bytes, so it matches the datagram size; "
+              "nc always reads (and sends) 16 KiB and receives into a 16 KiB buffer, so larger datagrams "
+              "are cut (counted as lost bytes). Bytes received are counted from the receiver's writes "
+              "(/proc/PID/io wchar), or its own summary when it stopped at its count.\n")
+    targets.append(("memory: listen peak RSS ≤ 8 MiB on bulk", worst_rss <= 8192, f"max {fmt_mib(worst_rss)}"))
+
+
+# --------------------------------------------------------------------------------------------
+# scenario 3: round trips
+
+
+def scenario_rtt(work):
+    N = ARGS.rtt
+    U = ARGS.udpcat
+    F = ARGS.floor_dir
+    py = sys.executable
+    lines = os.path.join(work, "rtt.in")
+    with open(lines, "wb") as f:
+        f.write(b"".join(b"%d\n" % i for i in range(1, N + 1)))
+    out = os.path.join(work, "rtt.out")
+    u_echo = [U, "listen", "--echo", "127.0.0.1:0"]
+    c_echo = [f"{F}/floor_echo", "127.0.0.1", "0"]
+    p_echo = [py, f"{HERE}/py_echo.py", "127.0.0.1", "0"]
+    u_ping = [U, "send", "--reply", "127.0.0.1:{port}"]
+    c_ping = [f"{F}/floor_ping", "127.0.0.1", "{port}"]
+    p_ping = [py, f"{HERE}/py_ping.py", "127.0.0.1", "{port}"]
+    C = [("udpcat send --reply → udpcat listen --echo", u_echo, u_ping),
+         ("C floor ping → C floor echo", c_echo, c_ping),
+         ("Python → Python (seed-style)", p_echo, p_ping)]
+    if ARGS.diag:
+        C += [("udpcat send --reply → C floor echo", c_echo, u_ping),
+              ("C floor ping → udpcat listen --echo", u_echo, c_ping)]
+    results = {c[0]: [] for c in C}
+    for r in range(ARGS.rtt_reps):
+        for name, echo, ping in rotate(C, r):
+            ep = spawn(echo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            port, _ = wait_ready_stderr(ep, echo[0])
+            errs = []
+            drain_stderr(ep, errs)
+            argv = [a.replace("{port}", str(port)) for a in ping]
+            with open(lines, "rb") as fin, open(out, "wb") as fout:
+                t0 = time.perf_counter()
+                pp = spawn(argv, stdin=fin, stdout=fout, stderr=subprocess.PIPE)
+                _, perr = pp.communicate(timeout=600)
+                t = time.perf_counter() - t0
+            stop(ep)
+            with open(out, "rb") as f:
+                got = f.read()
+            tr = Trial(time=t, replies=got.count(b"\n"), exact=got == open(lines, "rb").read(),
+                       status=pp.returncode, stderr=perr.decode(errors="replace"))
+            tr["rate"] = N / t
+            results[name].append(tr)
+            log(f"  rtt    {name:45s} {t:7.3f} s  {tr['rate']:9.0f}/s  replies {tr['replies']}  rc {pp.returncode}")
+    os.unlink(lines)
+    os.unlink(out)
+    return C, results
+
+
+def report_rtt(C, results, md, targets):
+    N = ARGS.rtt
+    ref = median([x["rate"] for x in results["C floor ping → C floor echo"]])
+    md.append(f"### 3. round trips: {N:,} stdin lines, one request in flight, {ARGS.rtt_reps} runs each\n")
+    md.append("| contestant | median rate | unit | median time (s) | replies missing (max) | replies exact | rate ratio to C floor |")
+    md.append("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, *_ in C:
+        ts = results[name]
+        rate = median([x["rate"] for x in ts])
+        md.append(f"| {name} | {fmt_num(rate)} | round trips/s | {median([x['time'] for x in ts]):.3f} | "
+                  f"{max(N - x['replies'] for x in ts)} | {'yes' if all(x['exact'] for x in ts) else 'no'} | "
+                  f"{fmt_ratio(rate / ref if ref else None)} |")
+    md.append("")
+    u = results["udpcat send --reply → udpcat listen --echo"]
+    ur = median([x["rate"] for x in u])
+    targets.append(("round trips: ≥ 0.9 × C floor", ur >= 0.9 * ref and all(x["exact"] for x in u),
+                    f"{ur:,.0f} vs {ref:,.0f} /s = {ur / ref:.2f}×"))
+
+
+# --------------------------------------------------------------------------------------------
+# scenario 4: start-up
+
+
+def scenario_startup(work):
+    if not have("hyperfine"):
+        log("  start-up: hyperfine unavailable, skipped")
+        return None
+    U = ARGS.udpcat
+    F = ARGS.floor_dir
+    hi = os.path.join(work, "hi.txt")
+    with open(hi, "w") as f:
+        f.write("hi")  # no newline: every contestant sends the 2-byte datagram "hi"
+    sink_out = os.path.join(work, "sink.out")
+    with open(sink_out, "wb") as so:
+        sink = spawn([f"{F}/floor_recv", "--idle-ms", "3600000", "127.0.0.1", "0"], stdout=so, stderr=subprocess.PIPE)
+    port, _ = wait_ready_stderr(sink, "floor_recv sink")
+    drain_stderr(sink, [])
+    q = shlex.quote
+    # Every command runs under `hyperfine -N` (no shell) through stdin_from, which gives it "hi"
+    # on stdin and execs it: each contestant pays the same one extra exec, none pays for a shell.
+    # The baseline row is stdin_from exec'ing /bin/true.
+    W = [f"{F}/stdin_from", hi]
+    C = [("udpcat send ADDR hi", W + [U, "send", f"127.0.0.1:{port}", "hi"]),
+         ("C floor sendto", W + [f"{F}/floor_send", "127.0.0.1", str(port)])]
+    if have("nc"):
+        C.append(("nc -u -w0", W + ["nc", "-u", "-w0", "127.0.0.1", str(port)]))
+    if have("socat"):
+        C.append(("socat", W + ["socat", "-u", "STDIN", f"UDP4-SENDTO:127.0.0.1:{port}"]))
+    if have("ncat"):
+        C.append(("ncat -u --send-only", W + ["ncat", "-u", "--send-only", "127.0.0.1", str(port)]))
+    C.append(("python3 one-liner", W + [sys.executable, "-c",
+              f"import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'hi', ('127.0.0.1', {port}))"]))
+    C.append(("baseline: stdin_from + /bin/true", W + ["/bin/true"]))
+    C = [(name, " ".join(q(a) for a in argv)) for name, argv in C]
+    results = {c[0]: {"times": [], "sent": 0, "arrived": 0} for c in C}
+
+    def arrived():
+        time.sleep(0.03)  # the sink flushes within 5 ms of the stream pausing
+        with open(sink_out, "rb") as f:
+            return f.read().count(b"\n")
+
+    for r in range(ARGS.reps):
+        for name, cmd in rotate(C, r):
+            js = os.path.join(work, "hf.json")
+            before = arrived()
+            argv = ["hyperfine", "-N", "--style", "none", "--warmup", str(ARGS.startup_warmup),
+                    "--runs", str(ARGS.startup_runs), "--export-json", js, cmd]
+            hp = spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            hout, _ = hp.communicate(timeout=600)
+            if hp.returncode != 0:
+                log(f"  start-up {name}: hyperfine failed: {hout.decode(errors='replace')[-500:]}")
+                continue
+            with open(js) as f:
+                res = json.load(f)["results"][0]
+            results[name]["times"].extend(res["times"])
+            if not name.startswith("baseline"):
+                results[name]["sent"] += ARGS.startup_runs + ARGS.startup_warmup
+            results[name]["arrived"] += arrived() - before
+            log(f"  start-up {name:25s} median {res['median'] * 1000:7.2f} ms")
+    stop(sink)
+    os.unlink(sink_out)
+    return C, results
+
+
+def report_startup(res, md, targets):
+    if res is None:
+        md.append("### 4. start-up\n\nhyperfine unavailable: not measured.\n")
+        targets.append(("start-up: ≤ nc median", None, "not measured"))
+        return
+    C, results = res
+    md.append(f"### 4. start-up: one datagram `hi` to a listening sink (hyperfine, --warmup {ARGS.startup_warmup}, "
+              f"{ARGS.startup_runs} runs × {ARGS.reps}, `-N`: no shell; every command is exec'd by `stdin_from hi`, whose own cost is the baseline row)\n")
+    nc = median(results["nc -u -w0"]["times"]) if "nc -u -w0" in results else None
+    md.append("| contestant | median | unit | datagrams arrived | ratio to nc |")
+    md.append("| --- | --- | --- | --- | --- |")
+    for name, _ in C:
+        m = median(results[name]["times"])
+        md.append(f"| {name} | {m * 1000:.2f} | ms | {results[name]['arrived']}/{results[name]['sent']} | "
+                  f"{fmt_ratio(m / nc if nc and m else None)} |")
+    md.append("")
+    u = median(results["udpcat send ADDR hi"]["times"])
+    if nc:
+        targets.append(("start-up: ≤ nc median", u <= nc, f"{u * 1000:.2f} ms vs {nc * 1000:.2f} ms = {u / nc:.2f}×"))
+    else:
+        targets.append(("start-up: ≤ nc median", None, "nc unavailable"))
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    except Exception:
+        return ""
+
+
+def main():
+    global ARGS
+    ARGS = parse_args()
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    atexit.register(kill_all)
+
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and shutil.disk_usage("/dev/shm").free > 3 * ARGS.bulk_bytes else None
+    work = tempfile.mkdtemp(prefix="udpcat-bench-", dir=base)
+    atexit.register(shutil.rmtree, work, True)
+
+    started = datetime.datetime.now(datetime.timezone.utc)
+    load0 = os.getloadavg()
+    md, targets = [], []
+    wall0 = time.monotonic()
+    log(f"bench: reps={ARGS.reps} lines={ARGS.lines} bulk={ARGS.bulk_bytes} rtt={ARGS.rtt} scenarios={ARGS.scenarios} work={work}")
+    sections = []
+    if "lines" in ARGS.scenarios:
+        log("scenario 1: lines")
+        C, res = scenario_lines(work)
+        RAW["lines"] = res
+        sections.append(lambda: report_lines(C, res, md, targets))
+    if "bulk" in ARGS.scenarios:
+        log("scenario 2: bulk")
+        bres = scenario_bulk(work)
+        RAW["bulk"] = {str(k): v[1] for k, v in bres.items()}
+        sections.append(lambda: report_bulk(bres, md, targets))
+    if "rtt" in ARGS.scenarios:
+        log("scenario 3: round trips")
+        rC, rres = scenario_rtt(work)
+        RAW["rtt"] = rres
+        sections.append(lambda: report_rtt(rC, rres, md, targets))
+    if "startup" in ARGS.scenarios:
+        log("scenario 4: start-up")
+        sres = scenario_startup(work)
+        RAW["startup"] = sres[1] if sres else None
+        sections.append(lambda: report_startup(sres, md, targets))
+    for s in sections:
+        s()
+    load1 = os.getloadavg()
+    wall = time.monotonic() - wall0
+
+    head = []
+    head.append("## udpcat benchmark results\n")
+    commit = sh("git rev-parse --short HEAD") or "?"
+    dirty = " (with uncommitted changes)" if sh("git status --porcelain -- src Cargo.toml Cargo.lock") else ""
+    head.append(f"- command: `{ARGS.command}`")
+    head.append(f"- date: {started.strftime('%Y-%m-%d %H:%M UTC')}; took {wall:.0f} s")
+    head.append(f"- machine: nproc {os.cpu_count()}, {platform.system()} {platform.release()}, "
+                f"load average {load0[0]:.2f} at start, {load1[0]:.2f} at end")
+    head.append(f"- udpcat: commit {commit}{dirty}, `{sh(shlex.quote(ARGS.udpcat) + ' --version')}`; floor programs: `cc -O2`; {sh('socat -V 2>/dev/null | sed -n 2p')}")
+    head.append(f"- {ARGS.reps} runs of each contestant, alternating; medians shown. Loopback only (127.0.0.1, ports chosen by the kernel).")
+    if ARGS.unavailable:
+        head.append(f"- unavailable (could not be installed): {', '.join(sorted(ARGS.unavailable))}")
+    head.append("")
+    tgt = ["### Targets (issue 3)\n", "| target | result | measured |", "| --- | --- | --- |"]
+    for what, ok, detail in targets:
+        tgt.append(f"| {what} | {'met' if ok else ('not measured' if ok is None else '**not met**')} | {detail} |")
+    tgt.append("")
+    text = "\n".join(head + md + tgt) + "\n"
+    print(text)
+    with open(ARGS.results, "w") as f:
+        f.write(text)
+    raw = os.path.join(ARGS.floor_dir, "last-run.json")
+    with open(raw, "w") as f:
+        json.dump(RAW, f, indent=1)
+    log(f"bench: wrote {ARGS.results} (every run's figures: {raw})")
+
+
+if __name__ == "__main__":
+    main()
