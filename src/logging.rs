@@ -4,14 +4,14 @@
 use std::fmt;
 
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
 
 /// Starts logging to stderr. Default: warnings and errors; `-q` errors only; each `-v` one
-/// level more.
+/// level more; RUST_LOG, when set, decides instead.
 pub fn init(verbose: u8, quiet: bool) {
     let level = match (quiet, verbose) {
         (true, _) => LevelFilter::ERROR,
@@ -20,14 +20,17 @@ pub fn init(verbose: u8, quiet: bool) {
         (false, 2) => LevelFilter::DEBUG,
         _ => LevelFilter::TRACE,
     };
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(spec) if !spec.is_empty() => EnvFilter::new(spec),
-        _ => EnvFilter::default().add_directive(level.into()),
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // RUST_LOG's common forms ("debug", "udpcat=trace,warn"); a spec that does not parse
+    // leaves -v/-q in charge.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|spec| spec.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(level));
+    let output = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .event_format(Plain)
+        .event_format(Plain);
+    let _ = tracing_subscriber::registry()
+        .with(output.with_filter(filter))
         .try_init();
 }
 

@@ -87,7 +87,8 @@ impl Printer {
     pub fn new(opts: Options) -> Self {
         Printer {
             opts,
-            scratch: Vec::with_capacity(2 * 65_536 + 64),
+            // Grows to the largest record on first use (hex, json); text and raw never need it.
+            scratch: Vec::new(),
             warned_not_utf8: false,
             from: Rendered::new(),
             to: Rendered::new(),

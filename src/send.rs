@@ -158,7 +158,8 @@ struct Session<'a> {
     local: SocketAddr,
     out: BufWriter<File>,
     printer: Printer,
-    receiver: Receiver,
+    /// Made on the first receive: a plain send never needs its buffers.
+    receiver: Option<Receiver>,
     stats: Stats,
     next_send: Option<Instant>,
     eager_flush: bool,
@@ -194,7 +195,7 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
         local,
         out: BufWriter::with_capacity(64 * 1024, File::from(stdout)),
         printer: Printer::new(opts),
-        receiver: Receiver::new(if cfg.wait.is_some() { net::BATCH } else { 1 }),
+        receiver: None,
         stats: Stats::default(),
         next_send: None,
         eager_flush: !net::is_dev_null(io::stdout().as_fd()),
@@ -488,13 +489,22 @@ impl Session<'_> {
     }
 
     fn receive(&mut self, max: usize, block: bool) -> Result<usize> {
-        let n = match self.receiver.recv_with(&self.socket, max, block) {
+        let batch = if self.cfg.wait.is_some() {
+            net::BATCH
+        } else {
+            1
+        };
+        let receiver = self.receiver.get_or_insert_with(|| Receiver::new(batch));
+        let n = match receiver.recv_with(&self.socket, max, block) {
             Ok(n) => n,
             Err(e) => return Err(self.send_error(e)),
         };
         let at = SystemTime::now();
         for k in 0..n {
-            let (payload, meta) = self.receiver.get(k);
+            let Some(receiver) = &self.receiver else {
+                break;
+            };
+            let (payload, meta) = receiver.get(k);
             let from = addr::canonical(meta.from);
             let to = addr::canonical(self.local);
             self.printer
