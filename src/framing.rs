@@ -243,7 +243,9 @@ impl Framer {
     /// Reads once from `input` (moving unconsumed bytes to the front first). Returns the
     /// number of bytes read; 0 means end of input.
     pub fn fill<R: Read + ?Sized>(&mut self, input: &mut R) -> io::Result<usize> {
-        if self.start > 0 {
+        // Move the unconsumed tail to the front only when room runs short, not on every read:
+        // fewer copies, and a record up to raw_limit always fits after a move.
+        if self.start > 0 && self.buf.len() - self.end < BLOCK / 2 {
             self.buf.copy_within(self.start..self.end, 0);
             self.scan = self.scan.max(self.start) - self.start;
             self.end -= self.start;

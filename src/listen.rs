@@ -121,6 +121,9 @@ struct Stats {
     drops: Vec<u64>,
 }
 
+/// stdout buffer of listen.
+const OUTPUT_BUFFER: usize = 32 * 1024;
+
 pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
     let listeners = bind_all(&cfg)?;
     announce(&cfg, &listeners)?;
@@ -132,7 +135,9 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
     let mut opts = cfg.output;
     opts.escape = opts.format == Format::Text && io::stdout().is_terminal();
     let mut printer = Printer::new(opts);
-    let mut out = BufWriter::with_capacity(256 * 1024, File::from(stdout_fd));
+    // Records smaller than this are gathered into few writes; larger payloads (bulk
+    // datagrams) go straight from the receive buffer, skipping a copy.
+    let mut out = BufWriter::with_capacity(OUTPUT_BUFFER, File::from(stdout_fd));
     let mut stats = Stats {
         drops: vec![0; listeners.len()],
         ..Stats::default()
