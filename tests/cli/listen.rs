@@ -343,7 +343,7 @@ fn timeout_without_any_datagram_exits_3() {
 
 #[test]
 fn timeout_before_count_exits_3_with_what_arrived() {
-    let l = spawn_listen(&["-c", "3", "-t", "1s", "127.0.0.1:0"], 1);
+    let l = spawn_listen(&["-c", "3", "-t", "2s", "127.0.0.1:0"], 1);
     send_to(&udp4(), b"only one", l.addr());
     let addrs = l.addrs.clone();
     l.finish().check(
@@ -353,7 +353,7 @@ fn timeout_before_count_exits_3_with_what_arrived() {
             &addrs,
             vec![line(&[
                 "udpcat: error:",
-                "timed out after 1s",
+                "timed out after 2s",
                 "1 of 3 datagrams",
             ])],
         ),
@@ -362,7 +362,7 @@ fn timeout_before_count_exits_3_with_what_arrived() {
 
 #[test]
 fn timeout_after_some_datagrams_without_count_exits_0() {
-    let l = spawn_listen(&["-t", "1s", "127.0.0.1:0"], 1);
+    let l = spawn_listen(&["-t", "2s", "127.0.0.1:0"], 1);
     let s = udp4();
     send_to(&s, b"a", l.addr());
     send_to(&s, b"b", l.addr());

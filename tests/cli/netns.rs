@@ -771,7 +771,7 @@ fn lan3(net: &mut Net) -> (String, String, String) {
 }
 
 /// Discovery: responders `listen LISTEN_ARGS` (ending in a wildcard `...:0`) on h2 and h3,
-/// all on one port; h1 runs `send --wait 1s -s SEND_ARGS DEST:PORT` and must print one
+/// all on one port; h1 runs `send --wait 2s -s SEND_ARGS DEST:PORT` and must print one
 /// record per responder, `want` giving the responders' addresses.
 fn discover(
     (h1, h2, h3): (&str, &str, &str),
@@ -787,7 +787,7 @@ fn discover(
     *args3.last_mut().unwrap() = &wild;
     let r3 = listen_in(h3, &args3, 1);
     let to = format!("{dest}:{port}");
-    let mut args = vec!["send", "--wait", "1s", "-s"];
+    let mut args = vec!["send", "--wait", "2s", "-s"];
     args.extend_from_slice(send_args);
     args.extend([to.as_str(), "who is there"]);
     let asked = run_in(h1, &args);
