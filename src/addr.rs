@@ -198,7 +198,7 @@ fn needs_scope(ip: &Ipv6Addr) -> bool {
     (seg0 & 0xffc0) == 0xfe80 || (ip.is_multicast() && matches!(seg0 & 0x000f, 1 | 2))
 }
 
-/// How udpcat shows an address: IPv4-mapped IPv6 as plain IPv4, scopes as interface names.
+/// How udpcat shows an address: IPv4-mapped IPv6 as plain IPv4 (scopes stay numeric).
 pub fn canonical(addr: SocketAddr) -> SocketAddr {
     match addr {
         SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {

@@ -176,7 +176,7 @@ pub struct ListenArgs {
     #[command(flatten)]
     pub output: OutputArgs,
 
-    /// End each text record with NUL instead of a newline
+    /// End each text or hex record with NUL instead of a newline
     #[arg(short = '0', long)]
     pub null: bool,
 
@@ -188,7 +188,7 @@ pub struct ListenArgs {
     ///
     /// The clock restarts with every datagram. When it runs out, udpcat exits 3 if --count was
     /// not reached (or, without --count, if no datagram came at all), and 0 otherwise.
-    #[arg(short, long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(short, long, value_name = "DUR", value_parser = parse_wait)]
     pub timeout: Option<Duration>,
 
     /// Send each datagram back to its sender, unchanged
@@ -290,11 +290,11 @@ pub struct SendArgs {
     ///
     /// For discovery over broadcast or multicast, where any number of hosts may answer (use
     /// -s to see who). Exits 3 if nothing came back at all.
-    #[arg(short, long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(short, long, value_name = "DUR", value_parser = parse_wait)]
     pub wait: Option<Duration>,
 
     /// With --reply, how long to wait for each reply
-    #[arg(short, long, value_name = "DUR", value_parser = parse_duration, default_value = "2s")]
+    #[arg(short, long, value_name = "DUR", value_parser = parse_wait, default_value = "2s")]
     pub timeout: Duration,
 
     #[command(flatten)]
@@ -333,6 +333,27 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("'{shown}' is not a duration ({e}; try 500ms, 2s, 1m)"))
 }
 
+/// The longest wait udpcat takes: long enough for anything, short enough that deadlines
+/// computed from it never overflow.
+pub const MAX_WAIT: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// A duration for --timeout and --wait: more than zero, at most ten years.
+pub fn parse_wait(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    let shown = crate::output::escape_message(s);
+    if d.is_zero() {
+        return Err(format!(
+            "'{shown}' is no time at all: give more than 0 (e.g. 500ms)"
+        ));
+    }
+    if d > MAX_WAIT {
+        return Err(format!(
+            "'{shown}' is longer than udpcat waits (at most 10 years)"
+        ));
+    }
+    Ok(d)
+}
+
 /// A byte count with an optional binary suffix: `4096`, `64K`, `8M`, `8MiB`.
 pub fn parse_bytes(s: &str) -> Result<usize, String> {
     let shown = crate::output::escape_message(s);
@@ -368,9 +389,10 @@ fn parse_chunk(s: &str) -> Result<usize, String> {
 fn parse_rate(s: &str) -> Result<f64, String> {
     let shown = crate::output::escape_message(s);
     match s.parse::<f64>() {
-        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        // The gap between datagrams (1/N s) must be a time udpcat can wait.
+        Ok(r) if r.is_finite() && r > 0.0 && 1.0 / r <= MAX_WAIT.as_secs_f64() => Ok(r),
         _ => Err(format!(
-            "'{shown}' is not a rate (datagrams per second, more than 0)"
+            "'{shown}' is not a rate (datagrams per second, more than 0; at least one per 10 years)"
         )),
     }
 }
@@ -480,6 +502,13 @@ mod tests {
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
         assert!(parse_duration("soon").is_err());
+        assert!(parse_wait("0").is_err());
+        assert!(parse_wait("0s").is_err());
+        assert!(parse_wait("1e19").is_err());
+        assert_eq!(parse_wait("2s"), Ok(Duration::from_secs(2)));
+        assert!(parse_rate("1e-20").is_err());
+        assert!(parse_rate("1e-300").is_err());
+        assert_eq!(parse_rate("0.5"), Ok(0.5));
         assert!(parse_duration("-1").is_err());
     }
 

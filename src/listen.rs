@@ -318,7 +318,7 @@ fn receive<W: Write>(
                 // A short batch means the queue was empty: no need to ask again before
                 // polling (one system call less per wake-up).
                 busy |= n as u64 == room;
-                last_datagram = Instant::now();
+                let batch_time = Instant::now();
                 let at = if json {
                     SystemTime::now()
                 } else {
@@ -367,6 +367,8 @@ fn receive<W: Write>(
                         .context("writing to stdout")?;
                     stats.datagrams += 1;
                     stats.bytes += payload.len() as u64;
+                    // Only accepted datagrams restart the --timeout clock.
+                    last_datagram = batch_time;
                 }
                 if cfg.count.is_some_and(|c| stats.datagrams >= c) {
                     return Ok(Status::Success);

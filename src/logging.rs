@@ -22,10 +22,15 @@ pub fn init(verbose: u8, quiet: bool) {
     };
     // RUST_LOG's common forms ("debug", "udpcat=trace,warn"); a spec that does not parse
     // leaves -v/-q in charge.
-    let filter = std::env::var("RUST_LOG")
+    let filter = match std::env::var("RUST_LOG")
         .ok()
         .and_then(|spec| spec.parse::<Targets>().ok())
-        .unwrap_or_else(|| Targets::new().with_default(level));
+    {
+        // A spec naming only other crates must not silence udpcat's own warnings.
+        Some(targets) if targets.default_level().is_none() => targets.with_default(level),
+        Some(targets) => targets,
+        None => Targets::new().with_default(level),
+    };
     let output = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .event_format(Plain);

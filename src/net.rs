@@ -554,6 +554,17 @@ pub fn is_dev_null(fd: BorrowedFd<'_>) -> bool {
     is_char(ours.st_mode) && is_char(null.st_mode) && ours.st_rdev == null.st_rdev
 }
 
+/// Whether a datagram is waiting on `socket`, without taking it: a zero-length peek, one
+/// cheap system call with nothing to allocate.
+pub fn has_pending(socket: &UdpSocket) -> bool {
+    let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+    // A pending error (port unreachable) counts too: the drain that follows reports it.
+    !matches!(
+        nix::sys::socket::recv(socket.as_raw_fd(), &mut [], flags),
+        Err(Errno::EAGAIN)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -61,15 +61,23 @@ impl Config {
             }
             None => None,
         };
-        // With --bind, the destination must be of the bound address's family.
-        let family = match bind {
-            Some(SocketAddr::V4(_)) => Family::V4,
-            Some(SocketAddr::V6(_)) => Family::V6,
-            None => family,
-        };
         let ep = addr::parse(&args.addr)?;
         let candidates = addr::resolve(&ep, family)?;
-        let dest = candidates[0];
+        // With --bind, the destination is the first address of the bound address's family.
+        let dest = match bind {
+            Some(b) => candidates
+                .iter()
+                .copied()
+                .find(|a| a.is_ipv4() == b.is_ipv4())
+                .ok_or_else(|| {
+                    let fam = if b.is_ipv4() { "IPv4" } else { "IPv6" };
+                    anyhow!(
+                        "{} has no {fam} address to send to from --bind {b}",
+                        args.addr
+                    )
+                })?,
+            None => candidates[0],
+        };
         tracing::info!(
             "sending to {dest} ({} resolved to {candidates:?})",
             args.addr
@@ -338,6 +346,13 @@ impl Session<'_> {
         for _ in 0..self.cfg.repeat {
             self.check_signal()?;
             self.pace()?;
+            if self.cfg.reply {
+                // Whatever is queued now answers an earlier datagram (late, or a duplicate):
+                // print it, but do not take it as this datagram's reply.
+                if net::has_pending(&self.socket) {
+                    while self.receive_some(net::BATCH)? > 0 {}
+                }
+            }
             let sent_at = Instant::now();
             let result = if self.connected {
                 self.socket.send(payload)
@@ -462,14 +477,17 @@ impl Session<'_> {
             if now >= deadline {
                 break;
             }
-            if net::wait(
+            let stdout = io::stdout();
+            match net::wait(
                 &[self.socket.as_fd()],
-                None,
+                Some(stdout.as_fd()),
                 self.signals.fd(),
                 Some(deadline - now),
-            )? == net::Wake::Signal
-            {
-                self.check_signal()?;
+            )? {
+                net::Wake::Signal => self.check_signal()?,
+                // The reader of our output went away: nothing more to print for anyone.
+                net::Wake::OutputGone => return Ok(()),
+                net::Wake::Ready | net::Wake::Timeout => {}
             }
         }
         if self.stats.replies == before && self.stats.replies == 0 {

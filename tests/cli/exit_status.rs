@@ -123,3 +123,42 @@ fn hex_with_binary_or_chunk_is_a_usage_error() {
         run(&args, b"00\n").check(2, Expect::Empty, Expect::Has(line(&["--hex"])));
     }
 }
+
+/// Values that parse as numbers but make no sense as waits or rates are usage errors, never
+/// a panic (exit 101) later on: zero and absurdly long waits, rates whose gap overflows.
+#[test]
+fn absurd_waits_and_rates_are_usage_errors_not_panics() {
+    for (args, says) in [
+        (
+            &["listen", "--timeout", "0", "127.0.0.1:0"][..],
+            "'0' is no time at all",
+        ),
+        (
+            &["send", "--reply", "--timeout", "0s", "127.0.0.1:9", "x"],
+            "'0s' is no time at all",
+        ),
+        (
+            &["send", "--reply", "--timeout", "1e19", "127.0.0.1:9", "x"],
+            "at most 10 years",
+        ),
+        (
+            &["send", "--wait", "1e19", "127.0.0.1:9", "x"],
+            "at most 10 years",
+        ),
+        (
+            &["send", "--rate", "1e-20", "127.0.0.1:9", "x"],
+            "'1e-20' is not a rate",
+        ),
+        (
+            &["send", "--rate", "1e-300", "127.0.0.1:9", "x"],
+            "'1e-300' is not a rate",
+        ),
+    ] {
+        let r = run(args, b"");
+        r.check(
+            2,
+            Expect::Empty,
+            Expect::Has(line(&["udpcat: error:", says])),
+        );
+    }
+}

@@ -618,3 +618,46 @@ fn stats_count_kernel_drops_so_received_plus_dropped_is_sent() {
     assert_eq!(received + dropped, SENT, "received + dropped = sent: {err}");
     assert!(dropped > 0, "a 4K buffer should have overflowed: {err}");
 }
+
+/// Datagrams refused by --allow are not datagrams for --timeout: a refused sender that keeps
+/// sending must not keep the listener alive.
+#[test]
+fn refused_senders_do_not_restart_the_timeout() {
+    let l = spawn_listen(
+        &[
+            "--allow",
+            "10.0.0.0/8",
+            "--timeout",
+            "300ms",
+            "--stats",
+            "127.0.0.1:0",
+        ],
+        1,
+    );
+    let s = udp4();
+    let addrs = l.addrs.clone();
+    let mut p = l.p;
+    // Keep refused datagrams coming until udpcat gives up (or the safety net trips).
+    let deadline = std::time::Instant::now() + RECV_SAFETY;
+    let mut sent = 0u32;
+    while p.try_exited().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "refused datagrams kept the listener alive"
+        );
+        let _ = s.send_to(b"refused", addrs[0]);
+        sent += 1;
+    }
+    p.finish().check(
+        3,
+        Expect::Empty,
+        ready_then(
+            &addrs,
+            vec![
+                line(&["udpcat: received 0 datagrams", "refused by --allow"]),
+                line(&["udpcat: error:", "timed out after 300ms without a datagram"]),
+            ],
+        ),
+    );
+    assert!(sent > 0);
+}

@@ -500,3 +500,84 @@ fn reply_output_into_a_closed_pipe_exits_0_quietly() {
     p.finish().check(0, Expect::Empty, Expect::Empty);
     // The listener stays up (nothing ends it but a signal); its guard stops it.
 }
+
+/// A datagram already queued when the next one goes out answers an earlier one (here a
+/// duplicate): it is printed, but not taken as the next datagram's reply, so the real reply
+/// to "b" is still read and the round trips count two answers.
+#[test]
+fn reply_does_not_take_a_queued_duplicate_for_the_next_answer() {
+    let peer = udp4();
+    let to = local(&peer);
+    let mut p = Proc::spawn(udpcat(&["send", "--reply", "--stats", "-t", "5s", &to]));
+    p.write_stdin(b"a\nb\n");
+    p.close_stdin();
+    let (m, from) = recv(&peer);
+    assert_eq!(m, b"a");
+    // Both replies are queued while udpcat is stopped, so the duplicate is waiting when it
+    // gets the first: exactly the case of a reply already there when "b" goes out.
+    let pid = p.pid();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let stopped = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.split(") ").nth(1).is_some_and(|r| r.starts_with('T')))
+    };
+    let deadline = std::time::Instant::now() + RECV_SAFETY;
+    while !stopped() {
+        assert!(std::time::Instant::now() < deadline, "udpcat did not stop");
+        std::thread::yield_now();
+    }
+    send_both(&peer, [b"reply-a", b"reply-a-again"], from);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let (m, _) = recv(&peer);
+    assert_eq!(m, b"b");
+    peer.send_to(b"reply-b", from).unwrap();
+    p.finish().check(
+        0,
+        bytes("reply-a\nreply-a-again\nreply-b\n"),
+        lines(vec![line(&[
+            "udpcat: sent 2 datagrams",
+            "3 replies",
+            "round trip",
+        ])]),
+    );
+}
+
+/// --bind picks the destination's family; when the destination has none of it, the error
+/// names --bind rather than blaming a -4/-6 the user never gave.
+#[test]
+fn bind_of_another_family_than_the_destination_names_bind() {
+    let r = run(&["send", "-b", "127.0.0.1:0", "[::1]:9", "hi"], b"");
+    r.check(
+        1,
+        Expect::Empty,
+        lines(vec![line(&[
+            "udpcat: error:",
+            "[::1]:9 has no IPv4 address",
+            "--bind 127.0.0.1:0",
+        ])]),
+    );
+}
+
+/// Two datagrams to `to` in one sendmmsg call.
+fn send_both(s: &std::net::UdpSocket, payloads: [&[u8]; 2], to: std::net::SocketAddr) {
+    use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg};
+    use std::io::IoSlice;
+    use std::os::fd::AsRawFd;
+    let slices = [[IoSlice::new(payloads[0])], [IoSlice::new(payloads[1])]];
+    let addrs = [
+        Some(SockaddrStorage::from(to)),
+        Some(SockaddrStorage::from(to)),
+    ];
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(2, None);
+    let sent = sendmmsg(
+        s.as_raw_fd(),
+        &mut headers,
+        &slices,
+        addrs,
+        [],
+        MsgFlags::empty(),
+    )
+    .expect("sendmmsg")
+    .count();
+    assert_eq!(sent, 2, "both replies sent");
+}

@@ -138,6 +138,11 @@ impl Proc {
         Pid::from_raw(self.child.id() as i32)
     }
 
+    /// The exit status if the child has ended, without waiting for it.
+    pub fn try_exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// The child's stderr pipe, for `poll`.
     pub fn stderr_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         use std::os::fd::AsFd;
