@@ -189,28 +189,6 @@ fn non_utf8_into_a_pipe_passes_unchanged_with_one_warning() {
     );
 }
 
-/// Runs argv[1:] with stdout on a raw pseudo-terminal, its stderr passed through, and prints
-/// what reached the terminal as hex; exits with the child's status.
-const PTY_SCRIPT: &str = r#"
-import os, pty, subprocess, sys, tty
-master, slave = pty.openpty()
-tty.setraw(slave)
-p = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=slave)
-os.close(slave)
-out = b""
-while True:
-    try:
-        chunk = os.read(master, 65536)
-    except OSError:
-        break
-    if not chunk:
-        break
-    out += chunk
-rc = p.wait()
-sys.stdout.write(out.hex())
-sys.exit(rc if rc >= 0 else 128 - rc)
-"#;
-
 fn unhex(s: &[u8]) -> Result<Vec<u8>, String> {
     let s = std::str::from_utf8(s).map_err(|e| e.to_string())?.trim();
     (0..s.len())
@@ -256,6 +234,7 @@ fn terminal_output_escapes_what_could_drive_the_terminal() {
     cmd.args([
         "-c",
         PTY_SCRIPT,
+        "raw",
         udpcat_path(),
         "listen",
         "-c",

@@ -248,32 +248,11 @@ fn short_help_is_shorter_than_long_help() {
     }
 }
 
-/// Runs argv[1:] with stdout and stderr on a pseudo-terminal and prints what reached the
-/// terminal as hex; exits with the child's status.
-const PTY_SCRIPT: &str = r#"
-import os, pty, subprocess, sys
-master, slave = pty.openpty()
-p = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
-os.close(slave)
-out = b""
-while True:
-    try:
-        chunk = os.read(master, 65536)
-    except OSError:
-        break
-    if not chunk:
-        break
-    out += chunk
-rc = p.wait()
-sys.stdout.write(out.hex())
-sys.exit(rc if rc >= 0 else 128 - rc)
-"#;
-
 /// What `udpcat ARGS` writes to a terminal, with `env` added to a colour-neutral
 /// environment.
 fn on_terminal(args: &[&str], env: &[(&str, &str)]) -> Vec<u8> {
     let mut cmd = Command::new("python3");
-    cmd.args(["-c", PTY_SCRIPT, udpcat_path()])
+    cmd.args(["-c", PTY_SCRIPT, "both", udpcat_path()])
         .args(args)
         .stdin(Stdio::null());
     for var in ["NO_COLOR", "CLICOLOR", "CLICOLOR_FORCE", "RUST_LOG"] {

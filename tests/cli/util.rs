@@ -655,3 +655,30 @@ pub fn local(s: &UdpSocket) -> String {
 pub fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
 }
+
+/// A python3 script that runs argv[2:] with stdout on a pseudo-terminal and prints what reached
+/// the terminal as hex, exiting with the child's status. argv[1] says how: `raw` puts the
+/// terminal in raw mode (bytes exactly as written) and leaves stderr alone; `both` also puts
+/// stderr on the terminal.
+pub const PTY_SCRIPT: &str = r#"
+import os, pty, subprocess, sys, tty
+mode = sys.argv[1]
+master, slave = pty.openpty()
+if mode == "raw":
+    tty.setraw(slave)
+err = slave if mode == "both" else None
+p = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=slave, stderr=err)
+os.close(slave)
+out = b""
+while True:
+    try:
+        chunk = os.read(master, 65536)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+rc = p.wait()
+sys.stdout.write(out.hex())
+sys.exit(rc if rc >= 0 else 128 - rc)
+"#;
