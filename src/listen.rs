@@ -81,6 +81,19 @@ impl Config {
             }
         }
         let interface = args.interface.as_deref().map(net::interface).transpose()?;
+        if !args.join.is_empty() {
+            // A socket bound to one unicast address only gets datagrams sent to that address.
+            for a in groups.iter().flat_map(|g| &g.addrs) {
+                if !a.ip().is_unspecified() && !a.ip().is_multicast() {
+                    let any = if a.is_ipv4() { "0.0.0.0" } else { "[::]" };
+                    tracing::warn!(
+                        "{a} receives only datagrams addressed to it, not the groups it joins; \
+                         listen on {any}:{} or on the group address instead",
+                        a.port()
+                    );
+                }
+            }
+        }
         if interface.is_some() && join.is_empty() {
             anyhow::bail!(
                 "--interface picks where to join multicast groups: give --join GROUP or a group ADDR"

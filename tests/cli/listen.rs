@@ -661,3 +661,28 @@ fn refused_senders_do_not_restart_the_timeout() {
     );
     assert!(sent > 0);
 }
+
+/// Joining a group on a socket bound to one unicast address receives nothing from the group;
+/// udpcat says so, and what to bind instead.
+#[test]
+fn join_on_a_unicast_address_warns() {
+    let r = run(
+        &[
+            "listen",
+            "--join",
+            "239.1.1.1",
+            "-t",
+            "100ms",
+            "127.0.0.1:0",
+        ],
+        b"",
+    );
+    r.check(
+        3,
+        Expect::Empty,
+        Expect::Has(line(&[
+            "udpcat: warning: 127.0.0.1:0 receives only datagrams addressed to it",
+            "listen on 0.0.0.0:0 or on the group address instead",
+        ])),
+    );
+}
