@@ -352,6 +352,14 @@ impl Listener {
         self.p.finish()
     }
 
+    /// Wait for the end and check exit status and stdout, with stderr holding nothing but
+    /// the readiness lines.
+    pub fn finish_check(self, code: i32, stdout: Expect) {
+        let addrs = self.addrs.clone();
+        self.finish()
+            .check(code, stdout, ready_then(&addrs, vec![]));
+    }
+
     /// What the readiness lines must say: one pattern per socket.
     pub fn ready_lines(&self) -> Vec<Vec<String>> {
         self.addrs
