@@ -13,6 +13,10 @@
 
 use std::io::{self, Read};
 
+#[path = "common/reference.rs"]
+mod reference;
+use reference::reference_hex;
+
 use libfuzzer_sys::fuzz_target;
 use udpcat::framing::{
     Encoding, Framer, MAX_PAYLOAD_V4, MAX_PAYLOAD_V6, Problem, RecordError, Split,
@@ -79,25 +83,6 @@ fn reference_records(data: &[u8], split: Split) -> Vec<&[u8]> {
             out
         }
     }
-}
-
-/// Hex decoding the simple way: separators anywhere between bytes, two digits a byte.
-fn reference_hex(raw: &[u8]) -> Option<Vec<u8>> {
-    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < raw.len() {
-        let c = raw[i];
-        if c.is_ascii_whitespace() || c == b':' {
-            i += 1;
-            continue;
-        }
-        let hi = digit(c)?;
-        let lo = digit(*raw.get(i + 1)?)?;
-        out.push(hi << 4 | lo);
-        i += 2;
-    }
-    Some(out)
 }
 
 fn reference_finish(raw: &[u8], encoding: Encoding, max: usize) -> Want {

@@ -10,23 +10,9 @@
 use libfuzzer_sys::fuzz_target;
 use udpcat::framing::{Encoding, Problem, decode_hex_in_place, finish_record};
 
-fn reference(raw: &[u8]) -> Option<Vec<u8>> {
-    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < raw.len() {
-        let c = raw[i];
-        if c.is_ascii_whitespace() || c == b':' {
-            i += 1;
-            continue;
-        }
-        let hi = digit(c)?;
-        let lo = digit(*raw.get(i + 1)?)?;
-        out.push(hi << 4 | lo);
-        i += 2;
-    }
-    Some(out)
-}
+#[path = "common/reference.rs"]
+mod reference;
+use reference::reference_hex as reference;
 
 fuzz_target!(|input: &[u8]| {
     let [mode, data @ ..] = input else {
