@@ -73,12 +73,28 @@ impl fmt::Display for Fail {
 
 impl std::error::Error for Fail {}
 
+/// A stop asked for by SIGINT or SIGTERM, carried up through `?` to the loop's caller,
+/// which turns it into its status (130, 143) after flushing; it is not an error to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped(pub Status);
+
+impl fmt::Display for Stopped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "stopped by a signal (exit {})", self.0.code())
+    }
+}
+
+impl std::error::Error for Stopped {}
+
 /// What an error means for the exit status: `None` when the error is a broken pipe on stdout,
 /// which is a reader that has what it wanted (exit 0, no message).
 pub fn status_of(err: &anyhow::Error) -> Option<Status> {
     for cause in err.chain() {
         if let Some(fail) = cause.downcast_ref::<Fail>() {
             return Some(fail.status);
+        }
+        if let Some(Stopped(status)) = cause.downcast_ref::<Stopped>() {
+            return Some(*status);
         }
         if let Some(io) = cause.downcast_ref::<io::Error>() {
             match io.kind() {
@@ -131,5 +147,7 @@ mod tests {
             Err(Fail::new(Status::TimedOut, "timed out")).context("waiting");
         assert_eq!(status_of(&timed_out.unwrap_err()), Some(Status::TimedOut));
         assert_eq!(status_of(&anyhow!("cannot bind")), Some(Status::Failure));
+        let stopped = anyhow::Error::from(Stopped(Status::Terminated)).context("waiting");
+        assert_eq!(status_of(&stopped), Some(Status::Terminated));
     }
 }

@@ -15,7 +15,7 @@ use anyhow::{Context, Result, anyhow};
 
 use crate::addr::{self, Family};
 use crate::cli::{Format, SendArgs};
-use crate::exit::{Fail, Status};
+use crate::exit::{Fail, Status, Stopped};
 use crate::framing::{self, Encoding, Framer, RecordError, Split};
 use crate::net::{self, Receiver, SendOptions};
 use crate::output::{self, Datagram, Printer, plural};
@@ -217,9 +217,9 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
     }
     match result {
         Ok(()) => {}
-        Err(e) => match e.downcast_ref::<Fail>() {
-            Some(f) if f.message.is_empty() => return Ok(f.status),
-            _ => return Err(e),
+        Err(e) => match e.downcast_ref::<Stopped>() {
+            Some(Stopped(status)) => return Ok(*status),
+            None => return Err(e),
         },
     }
     flushed?;
@@ -553,7 +553,7 @@ impl Session<'_> {
     /// Stops quietly with 130/143 once a signal asked for it.
     fn check_signal(&self) -> Result<()> {
         match self.signals.stop_requested() {
-            Some(status) => Err(Fail::new(status, "").into()),
+            Some(status) => Err(Stopped(status).into()),
             None => Ok(()),
         }
     }
