@@ -670,3 +670,17 @@ fn join_on_a_unicast_address_warns() {
         ])),
     );
 }
+
+/// --interface says where to join groups; without a group there is nothing for it to do,
+/// and udpcat says so instead of ignoring it.
+#[test]
+fn interface_without_a_group_is_an_error() {
+    run(&["listen", "--interface", "lo", "127.0.0.1:0"], b"").check(
+        1,
+        Expect::Empty,
+        lines(vec![line(&[
+            "udpcat: error: --interface",
+            "--join GROUP or a group ADDR",
+        ])]),
+    );
+}

@@ -581,3 +581,53 @@ fn send_both(s: &std::net::UdpSocket, payloads: [&[u8]; 2], to: std::net::Socket
     .count();
     assert_eq!(sent, 2, "both replies sent");
 }
+
+/// RUST_LOG sets the level in place of -v/-q; one that names only other crates leaves
+/// udpcat's own warnings on; -q leaves only the error line.
+#[test]
+fn rust_log_and_quiet_decide_what_reaches_stderr() {
+    let peer = udp4();
+    let to = local(&peer);
+    let silent = ["send", "--reply", "-t", "100ms", to.as_str(), "x"];
+    let mut cmd = udpcat(&silent);
+    cmd.env("RUST_LOG", "debug");
+    Proc::spawn(cmd).finish().check(
+        3,
+        Expect::Empty,
+        with(|err| {
+            let e = String::from_utf8_lossy(err);
+            if e.lines().any(|l| l.starts_with("udpcat: debug: ")) {
+                Ok(())
+            } else {
+                Err("RUST_LOG=debug should show debug lines".into())
+            }
+        }),
+    );
+    let warning = line(&["udpcat: warning:", "no reply to datagram 1 within 100ms"]);
+    let error = line(&["udpcat: error:", "1 of 1 datagrams got no reply"]);
+    let mut cmd = udpcat(&silent);
+    cmd.env("RUST_LOG", "some_other_crate=debug");
+    Proc::spawn(cmd)
+        .finish()
+        .check(3, Expect::Empty, lines(vec![warning, error.clone()]));
+    let mut quiet = vec!["-q"];
+    quiet.extend(silent);
+    run(&quiet, b"").check(3, Expect::Empty, lines(vec![error]));
+}
+
+/// `send --wait` prints for whoever reads its stdout; once that reader is gone it ends at
+/// once, quietly, instead of waiting out DUR.
+#[test]
+fn wait_ends_when_its_reader_goes_away() {
+    let peer = udp4();
+    let to = local(&peer);
+    let mut p = Proc::spawn(udpcat(&["send", "--wait", "1m", &to, "hello"]));
+    p.drop_stdout();
+    assert_eq!(recv(&peer).0, b"hello");
+    let run = p.finish();
+    assert!(
+        !run.watchdog_fired,
+        "send --wait waited on with nobody reading"
+    );
+    run.check(0, Expect::Empty, Expect::Empty);
+}
