@@ -60,7 +60,7 @@ impl fmt::Display for Endpoint {
 /// Parses one address argument. Errors name what is wrong and how to write it instead.
 pub fn parse(arg: &str) -> Result<Endpoint> {
     // Every piece of the argument quoted below is escaped with the whole message.
-    let bad = |why: &str| anyhow!(escape_message(&format!("address '{arg}': {why}")));
+    let bad = |why: &str| anyhow!(escape_message(format!("address '{arg}': {why}")));
     if arg.is_empty() {
         return Err(bad("empty (try 127.0.0.1:9000, [::1]:9000 or 9000)"));
     }

@@ -273,7 +273,7 @@ fn announce(cfg: &Config, listeners: &[Listener]) -> Result<()> {
         write_atomically(path, lines.as_bytes()).with_context(|| {
             format!(
                 "cannot write --ready-file {}",
-                output::escape_for_terminal(path.as_os_str().as_encoded_bytes())
+                output::escape_message(path.as_os_str().as_encoded_bytes())
             )
         })?;
     }
@@ -404,7 +404,6 @@ fn receive<W: Write>(
         match net::wait(&fds, Some(stdout.as_fd()), signals.fd(), remaining)? {
             net::Wake::Ready | net::Wake::Timeout => {}
             net::Wake::Signal => {
-                signals.drain();
                 if let Some(status) = signals.stop_requested() {
                     return Ok(status);
                 }

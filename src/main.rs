@@ -25,7 +25,7 @@ fn main() -> ExitCode {
             // The reader of stdout has what it wanted.
             None => Status::Success,
             Some(status) => {
-                let message = output::escape_message(&format!("{err:#}"));
+                let message = output::escape_message(format!("{err:#}"));
                 let _ = writeln!(io::stderr(), "udpcat: error: {message}");
                 status
             }

@@ -230,31 +230,25 @@ pub fn write_escaped<W: Write>(out: &mut W, bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Escapes the same text for messages on stderr (peer data, file names).
-pub fn escape_for_terminal(text: &[u8]) -> String {
-    let mut out = Vec::with_capacity(text.len());
-    // Writing into a Vec cannot fail.
-    let _ = write_escaped(&mut out, text);
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A message line for stderr: like `escape_for_terminal`, and newlines and TABs too, so an
+/// A message line for stderr: what `write_escaped` escapes, and newlines and TABs too, so an
 /// argument or file name quoted in it can neither drive the terminal nor forge a second
 /// `udpcat: error:` line.
-pub fn escape_message(text: &str) -> String {
-    if !text.chars().any(|c| c.is_control() || is_dangerous(c)) {
-        return text.to_string();
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x80 && (c.is_control()) => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
+pub fn escape_message(text: impl AsRef<[u8]>) -> String {
+    let mut out = String::new();
+    for chunk in text.as_ref().utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x80 && c.is_control() => {
+                    out.push_str(&format!("\\x{:02x}", c as u32))
+                }
+                c if is_dangerous(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+                c => out.push(c),
             }
-            c if is_dangerous(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
         }
     }
     out
@@ -407,8 +401,8 @@ mod tests {
             );
         }
         assert_eq!(
-            escape_for_terminal("caf\u{e9} \u{1b}".as_bytes()),
-            "caf\u{e9} \\x1b"
+            escape_message(b"caf\xc3\xa9 \x1b \xff"),
+            "caf\u{e9} \\x1b \\xff"
         );
         assert_eq!(
             escape_message("port 'a\nudpcat: error: x'"),

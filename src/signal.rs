@@ -1,7 +1,6 @@
 //! SIGINT and SIGTERM: the first one asks the loops to stop (they flush and print stats),
 //! a second one exits at once. A self-pipe wakes any `poll` the loops are blocked in.
 
-use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -50,11 +49,5 @@ impl Signals {
             s if s == SIGTERM as usize => Some(Status::Terminated),
             _ => Some(Status::Interrupted),
         }
-    }
-
-    /// Empties the pipe after a wake-up.
-    pub fn drain(&self) {
-        let mut buf = [0u8; 16];
-        while matches!((&self.wake).read(&mut buf), Ok(n) if n > 0) {}
     }
 }
