@@ -15,6 +15,7 @@ use ipnet::IpNet;
 use crate::addr::{self, Family, Host};
 use crate::cli::{Format, ListenArgs};
 use crate::exit::{Fail, Status};
+use crate::logging;
 use crate::net::{self, ListenOptions, Listener, Receiver};
 use crate::output::{self, Datagram, Printer};
 use crate::signal::Signals;
@@ -99,6 +100,7 @@ impl Config {
                 "--interface picks where to join multicast groups: give --join GROUP or a group ADDR"
             );
         }
+        let sockets: usize = groups.iter().map(|g| g.addrs.len()).sum();
         Ok(Config {
             groups,
             output: output::Options {
@@ -112,6 +114,9 @@ impl Config {
             echo: args.echo,
             allow: args.allow,
             socket: ListenOptions {
+                // Arrival times for json's `ts`, and to write the records of several sockets
+                // in the order they arrived.
+                timestamps: args.output.format == Format::Json || sockets > 1,
                 reuse_port: args.reuse_port,
                 recv_buffer: args.recv_buffer.unwrap_or(net::DEFAULT_RECV_BUFFER),
             },
@@ -278,9 +283,8 @@ fn announce(cfg: &Config, listeners: &[Listener]) -> Result<()> {
         })?;
     }
     if !cfg.quiet {
-        let mut err = io::stderr().lock();
         for l in listeners {
-            writeln!(err, "listening on {}", l.local)?;
+            logging::stderr_line(format!("listening on {}", l.local));
         }
     }
     Ok(())
@@ -307,7 +311,11 @@ fn receive<W: Write>(
     printer: &mut Printer,
     stats: &mut Stats,
 ) -> Result<Status> {
-    let mut rx = Receiver::new(net::BATCH);
+    // One receiver per socket: a drain takes a batch from each, then writes them merged in
+    // arrival order.
+    let mut rxs: Vec<Receiver> = listeners.iter().map(|_| Receiver::new(net::BATCH)).collect();
+    let mut got = vec![0usize; listeners.len()];
+    let mut next = vec![0usize; listeners.len()];
     let fds: Vec<BorrowedFd<'_>> = listeners.iter().map(|l| l.socket.as_fd()).collect();
     let stdout = io::stdout();
     let json = printer.options().format == Format::Json;
@@ -318,71 +326,73 @@ fn receive<W: Write>(
         let mut busy = true;
         while busy {
             busy = false;
+            let room = cfg.count.map_or(net::BATCH as u64, |c| {
+                (c - stats.datagrams).min(net::BATCH as u64)
+            }) as usize;
             for (i, l) in listeners.iter().enumerate() {
-                let room = cfg.count.map_or(net::BATCH as u64, |c| {
-                    (c - stats.datagrams).min(net::BATCH as u64)
-                });
-                let n = rx
-                    .recv(&l.socket, room as usize)
+                got[i] = rxs[i]
+                    .recv(&l.socket, room)
                     .with_context(|| format!("receiving on {}", l.local))?;
-                if n == 0 {
-                    continue;
-                }
+                next[i] = 0;
                 // A short batch means the queue was empty: no need to ask again before
                 // polling (one system call less per wake-up).
-                busy |= n as u64 == room;
-                let batch_time = Instant::now();
-                let at = if json {
-                    SystemTime::now()
-                } else {
-                    SystemTime::UNIX_EPOCH
-                };
-                for k in 0..n {
-                    let (payload, meta) = rx.get(k);
-                    let from = addr::canonical(meta.from);
-                    if let Some(d) = meta.drops {
-                        stats.drops[i] = u64::from(d);
-                    }
-                    if !cfg.allow.is_empty()
-                        && !cfg.allow.iter().any(|net| net.contains(&from.ip()))
-                    {
-                        stats.refused += 1;
-                        continue;
-                    }
-                    if meta.truncated {
-                        tracing::warn!(
-                            "datagram from {from} was larger than {} bytes and was cut",
-                            net::DATAGRAM_BUFFER
-                        );
-                    }
-                    if cfg.echo {
-                        let local = meta.reply_from.filter(|_| l.wildcard);
-                        if let Err(e) = net::send_from(&l.socket, payload, meta.from, local) {
-                            tracing::warn!("cannot echo to {from}: {e}");
-                        }
-                    }
-                    let to = match meta.to {
-                        Some(ip) if l.wildcard => {
-                            addr::canonical(SocketAddr::new(ip, l.local.port()))
-                        }
-                        _ => l.local,
-                    };
-                    printer
-                        .write(
-                            out,
-                            &Datagram {
-                                payload,
-                                from,
-                                to,
-                                at,
-                            },
-                        )
-                        .context("writing to stdout")?;
-                    stats.datagrams += 1;
-                    stats.bytes += payload.len() as u64;
-                    // Only accepted datagrams restart the --timeout clock.
-                    last_datagram = batch_time;
+                busy |= got[i] == room;
+            }
+            if got.iter().all(|&n| n == 0) {
+                break;
+            }
+            let read_at = Instant::now();
+            // Datagrams the kernel did not stamp show when udpcat read them.
+            let read_time = if json {
+                SystemTime::now()
+            } else {
+                SystemTime::UNIX_EPOCH
+            };
+            while let Some(i) = earliest(&rxs, &got, &next) {
+                let k = next[i];
+                next[i] += 1;
+                let l = &listeners[i];
+                let (payload, meta) = rxs[i].get(k);
+                let from = addr::canonical(meta.from);
+                if let Some(d) = meta.drops {
+                    stats.drops[i] = u64::from(d);
                 }
+                if !cfg.allow.is_empty() && !cfg.allow.iter().any(|net| net.contains(&from.ip()))
+                {
+                    stats.refused += 1;
+                    continue;
+                }
+                if meta.truncated {
+                    tracing::warn!(
+                        "datagram from {from} was larger than {} bytes and was cut",
+                        net::DATAGRAM_BUFFER
+                    );
+                }
+                if cfg.echo {
+                    let local = meta.reply_from.filter(|_| l.wildcard);
+                    if let Err(e) = net::send_from(&l.socket, payload, meta.from, local) {
+                        tracing::warn!("cannot echo to {from}: {e}");
+                    }
+                }
+                let to = match meta.to {
+                    Some(ip) if l.wildcard => addr::canonical(SocketAddr::new(ip, l.local.port())),
+                    _ => l.local,
+                };
+                printer
+                    .write(
+                        out,
+                        &Datagram {
+                            payload,
+                            from,
+                            to,
+                            at: meta.at.unwrap_or(read_time),
+                        },
+                    )
+                    .context("writing to stdout")?;
+                stats.datagrams += 1;
+                stats.bytes += payload.len() as u64;
+                // Only accepted datagrams restart the --timeout clock.
+                last_datagram = read_at;
                 if cfg.count.is_some_and(|c| stats.datagrams >= c) {
                     return Ok(Status::Success);
                 }
@@ -413,6 +423,22 @@ fn receive<W: Write>(
     }
 }
 
+/// Which socket's next datagram (`next[i]` of the `got[i]` in its batch) arrived first;
+/// `None` when every batch is used up. Without kernel timestamps the sockets keep their
+/// order.
+fn earliest(rxs: &[Receiver], got: &[usize], next: &[usize]) -> Option<usize> {
+    let mut best: Option<(usize, SystemTime)> = None;
+    for (i, rx) in rxs.iter().enumerate() {
+        if next[i] < got[i] {
+            let at = rx.get(next[i]).1.at.unwrap_or(SystemTime::UNIX_EPOCH);
+            if best.is_none_or(|(_, b)| at < b) {
+                best = Some((i, at));
+            }
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
 fn timed_out(cfg: &Config, stats: &Stats) -> Result<Status> {
     let after = humantime::format_duration(cfg.timeout.unwrap_or_default());
     let got = stats.datagrams;
@@ -432,9 +458,7 @@ fn print_stats(stats: &Stats, elapsed: Duration) {
         0.0
     };
     let drops: u64 = stats.drops.iter().sum();
-    // stderr may be closed; a summary is not worth a panic.
-    let _ = writeln!(
-        io::stderr(),
+    logging::stderr_line(format!(
         "udpcat: received {}, {} bytes in {:.3}s ({:.1} datagrams/s); {} refused by --allow; {} dropped by the kernel",
         output::plural(stats.datagrams, "datagram"),
         stats.bytes,
@@ -442,5 +466,5 @@ fn print_stats(stats: &Stats, elapsed: Duration) {
         rate,
         stats.refused,
         drops
-    );
+    ));
 }

@@ -1,7 +1,9 @@
 //! Messages for people, on stderr: `udpcat: warning: ...`. `-q`/`-v` pick the level,
-//! RUST_LOG overrides.
+//! RUST_LOG overrides. Every line goes out whole, in one write, and a stderr that fails
+//! (closed, full) changes nothing else: stderr is for people, never part of the outcome.
 
 use std::fmt;
+use std::io::{self, Write};
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::filter::{LevelFilter, Targets};
@@ -31,12 +33,26 @@ pub fn init(verbose: u8, quiet: bool) {
         Some(targets) => targets,
         None => Targets::new().with_default(level),
     };
+    // The fmt layer renders each event into one buffer and writes it with one `write_all`,
+    // ignoring the result (log_internal_errors off: its fallback would panic on a full stderr).
     let output = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .event_format(Plain);
     let _ = tracing_subscriber::registry()
         .with(output.with_filter(filter))
         .try_init();
+}
+
+/// Writes `text` and a newline to stderr in one write, so lines from processes sharing a
+/// stderr never interleave and a reader never sees half a line. A failure is ignored: a
+/// closed or full stderr must change neither the data path nor the exit status.
+pub fn stderr_line(text: impl AsRef<str>) {
+    let text = text.as_ref();
+    let mut line = String::with_capacity(text.len() + 1);
+    line.push_str(text);
+    line.push('\n');
+    let _ = io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// `udpcat: <level>: <message>`, one line, no timestamps or targets.

@@ -26,7 +26,7 @@ fn main() -> ExitCode {
             None => Status::Success,
             Some(status) => {
                 let message = output::escape_message(format!("{err:#}"));
-                let _ = writeln!(io::stderr(), "udpcat: error: {message}");
+                logging::stderr_line(format!("udpcat: error: {message}"));
                 status
             }
         },

@@ -4,7 +4,7 @@
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -102,6 +102,8 @@ pub fn join_groups(
 pub struct ListenOptions {
     pub reuse_port: bool,
     pub recv_buffer: usize,
+    /// Ask the kernel for each datagram's arrival time (see [`enable_timestamps`]).
+    pub timestamps: bool,
 }
 
 /// A bound receiving socket.
@@ -153,6 +155,9 @@ pub fn bind_listener(addr: SocketAddr, opts: ListenOptions) -> io::Result<Listen
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     let socket: UdpSocket = socket.into();
+    if opts.timestamps {
+        enable_timestamps(&socket);
+    }
     let local = socket.local_addr()?;
     Ok(Listener {
         socket,
@@ -173,6 +178,15 @@ fn set_recv_buffer(socket: &Socket, size: usize) -> usize {
         let _ = setsockopt(&socket.as_fd(), sockopt::RcvBufForce, &(want as usize));
     }
     socket.recv_buffer_size().unwrap_or(granted)
+}
+
+/// Asks the kernel to stamp each datagram with its arrival time (SO_TIMESTAMPNS), so a
+/// datagram read late, or in a batch, still says when it arrived ([`Meta::at`]). Best
+/// effort: where the kernel declines, `at` stays `None` and callers use the time they read it.
+pub fn enable_timestamps(socket: &UdpSocket) {
+    if let Err(e) = setsockopt(&socket.as_fd(), sockopt::ReceiveTimestampns, &true) {
+        tracing::debug!("no kernel receive timestamps: {e}");
+    }
 }
 
 /// Options for a sending socket.
@@ -248,6 +262,8 @@ pub struct Meta {
     pub reply_from: Option<IpAddr>,
     /// The socket's cumulative drop counter (SO_RXQ_OVFL), when the kernel attached it.
     pub drops: Option<u32>,
+    /// When the datagram arrived, from the kernel (SO_TIMESTAMPNS), where it was asked for.
+    pub at: Option<SystemTime>,
     pub truncated: bool,
 }
 
@@ -290,8 +306,14 @@ impl Receiver {
         self.meta.clear();
         // Fresh headers each call: the kernel shrinks msg_controllen and msg_namelen in
         // place, and nix does not reset them, so reused headers would lose control messages.
-        // Room for IP_PKTINFO and IPV6_PKTINFO (a dual-stack socket gets both) and RXQ_OVFL.
-        let cmsg = nix::cmsg_space!(nix::libc::in_pktinfo, nix::libc::in6_pktinfo, u32);
+        // Room for IP_PKTINFO and IPV6_PKTINFO (a dual-stack socket gets both), RXQ_OVFL and
+        // the arrival time.
+        let cmsg = nix::cmsg_space!(
+            nix::libc::in_pktinfo,
+            nix::libc::in6_pktinfo,
+            u32,
+            nix::libc::timespec
+        );
         let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(self.batch, Some(cmsg));
         let mut iovs: Vec<[IoSliceMut<'_>; 1]> = self
             .bufs
@@ -326,6 +348,7 @@ impl Receiver {
                 to: None,
                 reply_from: None,
                 drops: None,
+                at: None,
                 truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
             };
             if let Ok(cmsgs) = msg.cmsgs() {
@@ -345,6 +368,12 @@ impl Receiver {
                             meta.reply_from.get_or_insert(ip);
                         }
                         ControlMessageOwned::RxqOvfl(n) => meta.drops = Some(n),
+                        ControlMessageOwned::ScmTimestampns(ts) => {
+                            meta.at = u64::try_from(ts.tv_sec()).ok().map(|secs| {
+                                SystemTime::UNIX_EPOCH
+                                    + Duration::new(secs, ts.tv_nsec().clamp(0, 999_999_999) as u32)
+                            });
+                        }
                         _ => {}
                     }
                 }

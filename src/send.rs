@@ -189,6 +189,10 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
     })?;
     let local = socket.local_addr().context("reading the local address")?;
     tracing::debug!("sending from {local}");
+    if cfg.output.format == Format::Json {
+        // json's `ts` is when each reply arrived.
+        net::enable_timestamps(&socket);
+    }
     let stdout = io::stdout()
         .as_fd()
         .try_clone_to_owned()
@@ -517,7 +521,7 @@ impl Session<'_> {
             Ok(n) => n,
             Err(e) => return Err(self.send_error(e)),
         };
-        let at = SystemTime::now();
+        let read_time = SystemTime::now();
         for k in 0..n {
             let Some(receiver) = &self.receiver else {
                 break;
@@ -532,7 +536,7 @@ impl Session<'_> {
                         payload,
                         from,
                         to,
-                        at,
+                        at: meta.at.unwrap_or(read_time),
                     },
                 )
                 .context("writing to stdout")?;
@@ -576,6 +580,6 @@ impl Session<'_> {
                 ms(s.rtt_max)
             );
         }
-        let _ = writeln!(io::stderr(), "{line}");
+        crate::logging::stderr_line(line);
     }
 }

@@ -14,5 +14,6 @@ mod listen;
 mod netns;
 mod raw_proc;
 mod send;
+mod sharp_edges;
 mod signals;
 mod util;
