@@ -59,6 +59,19 @@ impl fmt::Display for Endpoint {
 
 /// Parses one address argument. Errors name what is wrong and how to write it instead.
 pub fn parse(arg: &str) -> Result<Endpoint> {
+    parse_with(arg, None)
+}
+
+/// Parses a local address to send from (`--bind`): like [`parse`], but a host without a
+/// port (`127.0.0.2`, `::1`, `[::1]`, `localhost`) means port 0, any free port.
+pub fn parse_local(arg: &str) -> Result<Endpoint> {
+    if let Ok(ip) = arg.parse::<Ipv6Addr>() {
+        return parse_with(&format!("[{ip}]"), Some(0));
+    }
+    parse_with(arg, Some(0))
+}
+
+fn parse_with(arg: &str, default_port: Option<u16>) -> Result<Endpoint> {
     // Every piece of the argument quoted below is escaped with the whole message.
     let bad = |why: &str| anyhow!(escape_message(format!("address '{arg}': {why}")));
     if arg.is_empty() {
@@ -75,10 +88,11 @@ pub fn parse(arg: &str) -> Result<Endpoint> {
         let (inside, after) = rest
             .split_once(']')
             .ok_or_else(|| bad("missing ']' (IPv6 is written [::1]:9000)"))?;
-        let port = after
-            .strip_prefix(':')
-            .ok_or_else(|| bad("missing :PORT after ']' (try [::1]:9000)"))?;
-        let port = parse_port(port).map_err(|e| bad(&e))?;
+        let port = match (after.strip_prefix(':'), default_port) {
+            (Some(port), _) => parse_port(port).map_err(|e| bad(&e))?,
+            (None, Some(port)) if after.is_empty() => port,
+            (None, _) => return Err(bad("missing :PORT after ']' (try [::1]:9000)")),
+        };
         let (ip, scope) = match inside.split_once('%') {
             Some((ip, scope)) => (ip, parse_scope(scope).map_err(|e| bad(&e))?),
             None => (inside, 0),
@@ -91,8 +105,12 @@ pub fn parse(arg: &str) -> Result<Endpoint> {
             port,
         });
     }
-    let Some((host, port)) = arg.rsplit_once(':') else {
-        return Err(bad("missing :PORT (try HOST:PORT, e.g. 127.0.0.1:9000)"));
+    let (host, port) = match (arg.rsplit_once(':'), default_port) {
+        (Some((host, port)), _) => (host, parse_port(port).map_err(|e| bad(&e))?),
+        (None, Some(port)) => (arg, port),
+        (None, None) => {
+            return Err(bad("missing :PORT (try HOST:PORT, e.g. 127.0.0.1:9000)"));
+        }
     };
     if host.contains(|c: char| c.is_whitespace() || c.is_control()) {
         return Err(bad("not a host name"));
@@ -102,12 +120,16 @@ pub fn parse(arg: &str) -> Result<Endpoint> {
             "an IPv6 address needs brackets when a port follows (try [::1]:9000)",
         ));
     }
-    let port = parse_port(port).map_err(|e| bad(&e))?;
     let lower = host.to_ascii_lowercase();
     let host = if lower == "localhost" || lower == "localhost." || lower.ends_with(".localhost") {
         Host::Localhost
     } else if let Ok(ip) = host.parse::<Ipv4Addr>() {
         Host::Ip(IpAddr::V4(ip), 0)
+    } else if !host.is_empty() && host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        // The resolver would read 1.2.3 as 1.2.0.3 and 10.1 as 10.0.0.1: never guess.
+        return Err(bad(
+            "not an IPv4 address: write all four parts (e.g. 10.0.0.1); a name is never only digits and dots",
+        ));
     } else if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c.is_control()) {
         return Err(bad("not a host name"));
     } else {
@@ -276,6 +298,11 @@ mod tests {
             ("1.2.3.4:http", "not a port"),
             ("[fe80::1%nosuchif0]:1", "no network interface"),
             ("\u{202e}x\x1b:1", "'\\u{202e}x\\x1b:1'"),
+            ("1.2.3:5", "not an IPv4 address"),
+            ("10.1:5", "not an IPv4 address"),
+            ("1.2.3.4.5:5", "not an IPv4 address"),
+            ("256.1.1.1:5", "not an IPv4 address"),
+            ("1..2.3:5", "not an IPv4 address"),
         ] {
             let err = parse(arg).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(
@@ -283,6 +310,19 @@ mod tests {
                 "{arg:?}: {err:?} should contain {says:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_local_address_without_a_port_is_port_0() {
+        for (arg, host) in [("127.0.0.2", "127.0.0.2"), ("::1", "::1"), ("[::1]", "::1")] {
+            let ep = parse_local(arg).unwrap();
+            assert_eq!(ep.port, 0, "{arg}");
+            assert_eq!(ep.host, Host::Ip(host.parse().unwrap(), 0), "{arg}");
+        }
+        assert_eq!(parse_local("localhost").unwrap().host, Host::Localhost);
+        assert_eq!(parse_local("127.0.0.2:5").unwrap().port, 5);
+        assert!(parse_local("1.2.3").is_err());
+        assert!(parse("127.0.0.2").is_err());
     }
 
     #[test]

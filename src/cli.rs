@@ -214,8 +214,9 @@ pub struct ListenArgs {
     #[arg(long)]
     pub reuse_port: bool,
 
-    /// Socket receive buffer (e.g. 8M); the default asks for 8 MiB so bursts are not dropped
-    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    /// Socket receive buffer, 4K to 1G (e.g. 8M); the default asks for 8 MiB so bursts are
+    /// not dropped
+    #[arg(long, value_name = "BYTES", value_parser = parse_recv_buffer)]
     pub recv_buffer: Option<usize>,
 
     /// Once every socket is bound, write their addresses to PATH, one per line (atomically)
@@ -293,9 +294,9 @@ pub struct SendArgs {
     #[arg(short, long, value_name = "DUR", value_parser = parse_wait)]
     pub wait: Option<Duration>,
 
-    /// With --reply, how long to wait for each reply
-    #[arg(short, long, value_name = "DUR", value_parser = parse_wait, default_value = "2s")]
-    pub timeout: Duration,
+    /// With --reply, how long to wait for each reply (default 2s)
+    #[arg(short, long, value_name = "DUR", value_parser = parse_wait)]
+    pub timeout: Option<Duration>,
 
     #[command(flatten)]
     pub output: OutputArgs,
@@ -374,13 +375,27 @@ pub fn parse_bytes(s: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("'{shown}' is too large"))
 }
 
+/// `--chunk BYTES`: at least 1. Whether it fits one datagram depends on the destination's
+/// family, so `send::Config` checks that, the same way for every size.
 fn parse_chunk(s: &str) -> Result<usize, String> {
     match parse_bytes(s)? {
         0 => Err("a chunk must be at least 1 byte".into()),
-        n if n > crate::framing::MAX_PAYLOAD_V6 => Err(format!(
-            "{n} bytes is more than one UDP datagram can carry ({} over IPv4, {} over IPv6)",
-            crate::framing::MAX_PAYLOAD_V4,
-            crate::framing::MAX_PAYLOAD_V6
+        n => Ok(n),
+    }
+}
+
+/// The smallest `--recv-buffer` udpcat asks for (the kernel's own floor is about 2 KiB).
+pub const MIN_RECV_BUFFER: usize = 4 << 10;
+/// The largest: Linux keeps a socket's buffer size in an int, twice what it can use.
+pub const MAX_RECV_BUFFER: usize = 1 << 30;
+
+fn parse_recv_buffer(s: &str) -> Result<usize, String> {
+    match parse_bytes(s)? {
+        n if n < MIN_RECV_BUFFER => Err(format!(
+            "{n} bytes is too small a receive buffer: at least 4K ({MIN_RECV_BUFFER} bytes)"
+        )),
+        n if n > MAX_RECV_BUFFER => Err(format!(
+            "{n} bytes is more receive buffer than a socket can have: at most 1G ({MAX_RECV_BUFFER} bytes)"
         )),
         n => Ok(n),
     }
@@ -520,8 +535,12 @@ mod tests {
         assert!(parse_bytes("8X").is_err());
         assert!(parse_bytes("").is_err());
         assert!(parse_chunk("0").is_err());
-        assert!(parse_chunk("65528").is_err());
         assert_eq!(parse_chunk("1472"), Ok(1472));
+        assert!(parse_recv_buffer("0").is_err());
+        assert!(parse_recv_buffer("4095").is_err());
+        assert_eq!(parse_recv_buffer("4K"), Ok(4096));
+        assert_eq!(parse_recv_buffer("1G"), Ok(1 << 30));
+        assert!(parse_recv_buffer("1025M").is_err());
     }
 
     #[test]

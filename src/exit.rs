@@ -73,6 +73,12 @@ impl fmt::Display for Fail {
 
 impl std::error::Error for Fail {}
 
+/// A usage error found after parsing (a combination of flags clap cannot express): exit 2
+/// with `message`, which names the flags involved.
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    Fail::new(Status::Usage, message).into()
+}
+
 /// A stop asked for by SIGINT or SIGTERM, carried up through `?` to the loop's caller,
 /// which turns it into its status (130, 143) after flushing; it is not an error to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

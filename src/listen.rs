@@ -14,7 +14,7 @@ use ipnet::IpNet;
 
 use crate::addr::{self, Family, Host};
 use crate::cli::{Format, ListenArgs};
-use crate::exit::{Fail, Status};
+use crate::exit::{self, Fail, Status};
 use crate::logging;
 use crate::net::{self, ListenOptions, Listener, Receiver};
 use crate::output::{self, Datagram, Printer};
@@ -101,14 +101,17 @@ impl Config {
             );
         }
         let sockets: usize = groups.iter().map(|g| g.addrs.len()).sum();
+        let output = output::Options {
+            format: args.output.format,
+            null: args.null,
+            source: args.output.source,
+            escape: false,
+        };
+        output.check().map_err(exit::usage)?;
+        check_twice(&groups)?;
         Ok(Config {
             groups,
-            output: output::Options {
-                format: args.output.format,
-                null: args.null,
-                source: args.output.source,
-                escape: false,
-            },
+            output,
             count: args.count,
             timeout: args.timeout,
             echo: args.echo,
@@ -130,6 +133,28 @@ impl Config {
     }
 }
 
+/// The same address given twice (`listen X X`, or `localhost:9000 127.0.0.1:9000`) would
+/// fail as "another socket has this port": say what really happened.
+fn check_twice(groups: &[BindGroup]) -> Result<()> {
+    let mut seen: Vec<(SocketAddr, &str)> = Vec::new();
+    for g in groups {
+        for &a in g.addrs.iter().filter(|a| a.port() != 0) {
+            if let Some((_, first)) = seen.iter().find(|(s, _)| *s == a) {
+                let by = if *first == g.arg {
+                    format!("'{first}' twice")
+                } else {
+                    format!("by both '{first}' and '{}'", g.arg)
+                };
+                return Err(exit::usage(output::escape_message(format!(
+                    "{a} is given {by}: each address can be listened on once"
+                ))));
+            }
+            seen.push((a, &g.arg));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Default)]
 struct Stats {
     datagrams: u64,
@@ -143,6 +168,10 @@ struct Stats {
 const OUTPUT_BUFFER: usize = 32 * 1024;
 
 pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
+    if let Some(path) = &cfg.ready_file {
+        // A script waiting for the file must never read an earlier run's address as fresh.
+        remove_stale(path)?;
+    }
     let listeners = bind_all(&cfg)?;
     announce(&cfg, &listeners)?;
 
@@ -195,8 +224,9 @@ fn bind_all(cfg: &Config) -> Result<Vec<Listener>> {
         }
         let granted = l.recv_buffer / 2;
         tracing::info!("{}: receive buffer {granted} bytes granted", l.local);
-        if granted < cfg.socket.recv_buffer {
-            let asked = cfg.socket.recv_buffer;
+        // The kernel keeps twice the size in an int: a little under 1 GiB is the most usable.
+        let asked = cfg.socket.recv_buffer.min(i32::MAX as usize / 2);
+        if granted < asked {
             let msg = format!(
                 "{}: asked for {asked} bytes of receive buffer, the system granted {granted}; \
                  raise the limit with: sysctl -w net.core.rmem_max={asked}",
@@ -290,6 +320,16 @@ fn announce(cfg: &Config, listeners: &[Listener]) -> Result<()> {
     Ok(())
 }
 
+fn remove_stale(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(anyhow::anyhow!(
+            "cannot remove the old --ready-file {}: {e}",
+            output::escape_message(path.as_os_str().as_encoded_bytes())
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".{}.tmp", std::process::id()));
@@ -313,7 +353,10 @@ fn receive<W: Write>(
 ) -> Result<Status> {
     // One receiver per socket: a drain takes a batch from each, then writes them merged in
     // arrival order.
-    let mut rxs: Vec<Receiver> = listeners.iter().map(|_| Receiver::new(net::BATCH)).collect();
+    let mut rxs: Vec<Receiver> = listeners
+        .iter()
+        .map(|_| Receiver::new(net::BATCH))
+        .collect();
     let mut got = vec![0usize; listeners.len()];
     let mut next = vec![0usize; listeners.len()];
     let fds: Vec<BorrowedFd<'_>> = listeners.iter().map(|l| l.socket.as_fd()).collect();
@@ -357,8 +400,7 @@ fn receive<W: Write>(
                 if let Some(d) = meta.drops {
                     stats.drops[i] = u64::from(d);
                 }
-                if !cfg.allow.is_empty() && !cfg.allow.iter().any(|net| net.contains(&from.ip()))
-                {
+                if !cfg.allow.is_empty() && !cfg.allow.iter().any(|net| net.contains(&from.ip())) {
                     stats.refused += 1;
                     continue;
                 }
@@ -440,7 +482,7 @@ fn earliest(rxs: &[Receiver], got: &[usize], next: &[usize]) -> Option<usize> {
 }
 
 fn timed_out(cfg: &Config, stats: &Stats) -> Result<Status> {
-    let after = humantime::format_duration(cfg.timeout.unwrap_or_default());
+    let after = output::duration(cfg.timeout.unwrap_or_default());
     let got = stats.datagrams;
     let message = match cfg.count {
         Some(c) if got < c => format!("timed out after {after}: {got} of {c} datagrams"),
@@ -459,9 +501,9 @@ fn print_stats(stats: &Stats, elapsed: Duration) {
     };
     let drops: u64 = stats.drops.iter().sum();
     logging::stderr_line(format!(
-        "udpcat: received {}, {} bytes in {:.3}s ({:.1} datagrams/s); {} refused by --allow; {} dropped by the kernel",
+        "udpcat: received {}, {} in {:.3}s ({:.1} datagrams/s); {} refused by --allow; {} dropped by the kernel",
         output::plural(stats.datagrams, "datagram"),
-        stats.bytes,
+        output::plural(stats.bytes, "byte"),
         secs,
         rate,
         stats.refused,

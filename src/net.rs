@@ -243,11 +243,38 @@ pub fn sender(dest: SocketAddr, opts: &SendOptions) -> io::Result<(UdpSocket, bo
         SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
     });
     socket.bind(&local.into())?;
-    let connect = !dest.ip().is_multicast() && !opts.broadcast;
+    // Connected unless answers come from other addresses than the destination (a group, a
+    // broadcast): then a unicast destination reports "port unreachable" even with --broadcast.
+    let connect = !dest.ip().is_multicast() && !is_broadcast(dest.ip());
     if connect {
         socket.connect(&dest.into())?;
     }
     Ok((socket.into(), connect))
+}
+
+/// Whether `ip` is the limited broadcast address or the broadcast address of one of this
+/// machine's interfaces.
+pub fn is_broadcast(ip: IpAddr) -> bool {
+    let IpAddr::V4(v4) = ip else {
+        return false;
+    };
+    if v4.is_broadcast() {
+        return true;
+    }
+    // An interface's broadcast address is set explicitly (`brd`), or implied by its netmask.
+    let v4_of = |a: &Option<SockaddrStorage>| match a.as_ref().and_then(to_socket_addr) {
+        Some(SocketAddr::V4(a)) => Some(u32::from(*a.ip())),
+        _ => None,
+    };
+    nix::ifaddrs::getifaddrs().is_ok_and(|mut all| {
+        all.any(|a| {
+            let implied = match (v4_of(&a.address), v4_of(&a.netmask)) {
+                (Some(addr), Some(mask)) if mask.count_ones() <= 30 => Some(addr | !mask),
+                _ => None,
+            };
+            v4_of(&a.broadcast) == Some(u32::from(v4)) || implied == Some(u32::from(v4))
+        })
+    })
 }
 
 /// Metadata of one received datagram.

@@ -22,6 +22,33 @@ pub struct Options {
     pub escape: bool,
 }
 
+impl Options {
+    /// The flags that mean nothing with this format, as a usage error naming both: `-s`
+    /// and `-0` shape text and hex records; raw adds nothing, json always has `from`.
+    pub fn check(&self) -> Result<(), String> {
+        let name = match self.format {
+            Format::Raw => "raw",
+            Format::Json => "json",
+            Format::Text | Format::Hex => return Ok(()),
+        };
+        let why = match self.format {
+            Format::Raw => "raw writes the payload bytes and nothing else",
+            _ => "json records always carry `from` and are one per line",
+        };
+        if self.source {
+            return Err(format!(
+                "-s/--source has no effect with --format {name} ({why})"
+            ));
+        }
+        if self.null {
+            return Err(format!(
+                "-0/--null has no effect with --format {name} ({why})"
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// One received datagram, as the printer sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct Datagram<'a> {
@@ -111,7 +138,9 @@ impl Printer {
                 }
                 if self.opts.escape {
                     let (body, had_newline) = split_line_end(d.payload, self.opts.null);
-                    write_escaped(out, body)?;
+                    // With -s, a newline inside the payload would start a line that looks
+                    // like another sender's record.
+                    write_escaped(out, body, self.opts.source)?;
                     if had_newline {
                         return out.write_all(b"\n");
                     }
@@ -193,6 +222,26 @@ pub fn plural(n: u64, word: &str) -> String {
     }
 }
 
+/// A duration as people write it and as udpcat's flags take it: `500ms`, `1.5s`, `2s`,
+/// `2m`, `90s`, `1h` (never humantime's `1s 500ms`).
+pub fn duration(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    let nanos = d.subsec_nanos();
+    if nanos == 0 && secs > 0 && secs % 3600 == 0 {
+        return format!("{}h", secs / 3600);
+    }
+    if nanos == 0 && secs > 0 && secs % 60 == 0 {
+        return format!("{}m", secs / 60);
+    }
+    let (value, unit) = if secs == 0 {
+        (format!("{:.3}", f64::from(nanos) / 1e6), "ms")
+    } else {
+        (format!("{:.3}", d.as_secs_f64()), "s")
+    };
+    let value = value.trim_end_matches('0').trim_end_matches('.');
+    format!("{value}{unit}")
+}
+
 /// Characters that can drive a terminal: C0 controls but TAB and newline, DEL, C1 controls,
 /// and the bidi overrides and isolates that reorder what is shown.
 pub fn is_dangerous(c: char) -> bool {
@@ -200,11 +249,11 @@ pub fn is_dangerous(c: char) -> bool {
 }
 
 /// Writes `bytes` with dangerous characters as `\x1b` / `\u{202e}` and bytes that are not
-/// UTF-8 as `\xff`. Plain text passes in one write.
-pub fn write_escaped<W: Write>(out: &mut W, bytes: &[u8]) -> io::Result<()> {
+/// UTF-8 as `\xff`; with `newlines`, a newline too (as `\n`). Plain text passes in one write.
+pub fn write_escaped<W: Write>(out: &mut W, bytes: &[u8], newlines: bool) -> io::Result<()> {
     if bytes
         .iter()
-        .all(|&b| (0x20..0x7f).contains(&b) || b == b'\t' || b == b'\n')
+        .all(|&b| (0x20..0x7f).contains(&b) || b == b'\t' || (b == b'\n' && !newlines))
     {
         return out.write_all(bytes);
     }
@@ -212,7 +261,11 @@ pub fn write_escaped<W: Write>(out: &mut W, bytes: &[u8]) -> io::Result<()> {
         let valid = chunk.valid();
         let mut run = 0;
         for (i, c) in valid.char_indices() {
-            if is_dangerous(c) {
+            if c == '\n' && newlines {
+                out.write_all(&valid.as_bytes()[run..i])?;
+                out.write_all(b"\\n")?;
+                run = i + 1;
+            } else if is_dangerous(c) {
                 out.write_all(&valid.as_bytes()[run..i])?;
                 if (c as u32) < 0x80 {
                     write!(out, "\\x{:02x}", c as u32)?;
@@ -413,6 +466,42 @@ mod tests {
             "\\x1b[2J\\t\\u{202e}é"
         );
         assert_eq!(escape_message("plain"), "plain");
+    }
+
+    #[test]
+    fn durations_read_as_typed() {
+        use std::time::Duration;
+        for (d, shown) in [
+            (Duration::from_millis(500), "500ms"),
+            (Duration::from_micros(1500), "1.5ms"),
+            (Duration::from_millis(1500), "1.5s"),
+            (Duration::from_secs(2), "2s"),
+            (Duration::from_secs(90), "90s"),
+            (Duration::from_secs(120), "2m"),
+            (Duration::from_secs(3600), "1h"),
+            (Duration::from_millis(2001), "2.001s"),
+        ] {
+            assert_eq!(duration(d), shown);
+        }
+    }
+
+    #[test]
+    fn with_source_on_a_terminal_a_record_is_one_line() {
+        let tty_source = Options {
+            escape: true,
+            source: true,
+            ..text()
+        };
+        assert_eq!(
+            String::from_utf8(render(tty_source, b"a\nfake 1.2.3.4:5\tX\n")).unwrap(),
+            "192.0.2.1:5000\ta\\nfake 1.2.3.4:5\tX\n"
+        );
+        // Without -s nobody is impersonated: lines stay lines.
+        let tty = Options {
+            escape: true,
+            ..text()
+        };
+        assert_eq!(render(tty, b"a\nb\n"), b"a\nb\n");
     }
 
     proptest! {

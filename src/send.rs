@@ -15,7 +15,7 @@ use anyhow::{Context, Result, anyhow};
 
 use crate::addr::{self, Family};
 use crate::cli::{Format, SendArgs};
-use crate::exit::{Fail, Status, Stopped};
+use crate::exit::{self, Fail, Status, Stopped};
 use crate::framing::{self, Encoding, Framer, RecordError, Split};
 use crate::net::{self, Receiver, SendOptions};
 use crate::output::{self, Datagram, Printer, plural};
@@ -50,33 +50,36 @@ pub struct Config {
 
 impl Config {
     pub fn new(args: SendArgs, family: Family) -> Result<Self> {
-        let bind = match &args.bind {
-            Some(b) => {
-                let ep = addr::parse(b).context("--bind")?;
-                let first = addr::resolve(&ep, family)
-                    .context("--bind")?
-                    .into_iter()
-                    .next();
-                Some(first.ok_or_else(|| anyhow!("--bind {b}: no address"))?)
-            }
-            None => None,
-        };
         let ep = addr::parse(&args.addr)?;
+        if ep.port == 0 {
+            anyhow::bail!(output::escape_message(format!(
+                "cannot send to port 0 ('{}'): give the port the destination listens on \
+                 (0 means \"any free port\" only when binding)",
+                args.addr
+            )));
+        }
         let candidates = addr::resolve(&ep, family)?;
-        // With --bind, the destination is the first address of the bound address's family.
-        let dest = match bind {
-            Some(b) => candidates
-                .iter()
-                .copied()
-                .find(|a| a.is_ipv4() == b.is_ipv4())
-                .ok_or_else(|| {
-                    let fam = if b.is_ipv4() { "IPv4" } else { "IPv6" };
-                    anyhow!(
-                        "{} has no {fam} address to send to from --bind {b}",
-                        args.addr
-                    )
-                })?,
-            None => candidates[0],
+        // With --bind, the destination is the first of its addresses that one of the bind
+        // addresses can reach: `-b localhost:0` to an IPv6 destination sends from ::1.
+        let (dest, bind) = match &args.bind {
+            Some(b) => {
+                let local = addr::parse_local(b).context("--bind")?;
+                let locals = addr::resolve(&local, family).context("--bind")?;
+                candidates
+                    .iter()
+                    .find_map(|d| {
+                        let l = locals.iter().find(|l| l.is_ipv4() == d.is_ipv4())?;
+                        Some((*d, Some(*l)))
+                    })
+                    .ok_or_else(|| {
+                        let fam = if locals[0].is_ipv4() { "IPv4" } else { "IPv6" };
+                        anyhow!(output::escape_message(format!(
+                            "{} has no {fam} address to send to from --bind {b}",
+                            args.addr
+                        )))
+                    })?
+            }
+            None => (candidates[0], None),
         };
         tracing::info!(
             "sending to {dest} ({} resolved to {candidates:?})",
@@ -88,8 +91,24 @@ impl Config {
             framing::MAX_PAYLOAD_V6
         };
         if let Some(n) = args.chunk.filter(|&n| n > max) {
-            anyhow::bail!("--chunk {n} is more than one UDP datagram to {dest} can carry ({max})");
+            let over = if dest.is_ipv4() { "IPv4" } else { "IPv6" };
+            return Err(exit::usage(format!(
+                "--chunk {n}: more than one UDP datagram to {dest} can carry ({max} bytes over {over})"
+            )));
         }
+        if args.timeout.is_some() && !args.reply {
+            return Err(exit::usage(
+                "--timeout has no effect without --reply (it is how long --reply waits for each \
+                 reply; --wait DUR waits after the last datagram)",
+            ));
+        }
+        let output = output::Options {
+            format: args.output.format,
+            null: false,
+            source: args.output.source,
+            escape: false,
+        };
+        output.check().map_err(exit::usage)?;
         let input = if args.message.is_empty() {
             Input::Stdin(match (args.null, args.whole, args.chunk) {
                 (true, _, _) => Split::Null,
@@ -123,17 +142,15 @@ impl Config {
             interval: args.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
             reply: args.reply,
             wait: args.wait,
-            timeout: args.timeout,
-            output: output::Options {
-                format: args.output.format,
-                null: false,
-                source: args.output.source,
-                escape: false,
-            },
+            timeout: args.timeout.unwrap_or(DEFAULT_REPLY_TIMEOUT),
+            output,
             stats: args.stats,
         })
     }
 }
+
+/// How long `--reply` waits for each reply unless `--timeout` says otherwise.
+pub const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn join_words(words: &[OsString]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -232,7 +249,7 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
             "{} of {} datagrams got no reply within {}",
             s.stats.missed,
             s.stats.sent,
-            humantime::format_duration(cfg.timeout)
+            output::duration(cfg.timeout)
         );
         return Err(Fail::new(Status::TimedOut, msg).into());
     }
@@ -442,7 +459,7 @@ impl Session<'_> {
                 tracing::warn!(
                     "no reply to datagram {} within {}",
                     self.stats.sent,
-                    humantime::format_duration(self.cfg.timeout)
+                    output::duration(self.cfg.timeout)
                 );
                 return Ok(());
             }
@@ -495,10 +512,7 @@ impl Session<'_> {
             }
         }
         if self.stats.replies == before && self.stats.replies == 0 {
-            let msg = format!(
-                "no datagram came back within {}",
-                humantime::format_duration(wait)
-            );
+            let msg = format!("no datagram came back within {}", output::duration(wait));
             return Err(Fail::new(Status::TimedOut, msg).into());
         }
         Ok(())
@@ -565,9 +579,9 @@ impl Session<'_> {
     fn print_stats(&self, elapsed: Duration) {
         let s = &self.stats;
         let mut line = format!(
-            "udpcat: sent {}, {} bytes in {:.3}s; {}",
+            "udpcat: sent {}, {} in {:.3}s; {}",
             plural(s.sent, "datagram"),
-            s.bytes,
+            plural(s.bytes, "byte"),
             elapsed.as_secs_f64(),
             plural(s.replies, "reply"),
         );

@@ -61,8 +61,12 @@ fuzz_target!(|input: &[u8]| {
 
     // The escaper alone, and its agreement with the contract's list.
     let mut esc = Vec::new();
-    write_escaped(&mut esc, payload).unwrap();
+    write_escaped(&mut esc, payload, false).unwrap();
     assert_inert(&esc, payload);
+    // With newlines escaped too (-s on a terminal), the record is one line.
+    let mut one_line = Vec::new();
+    write_escaped(&mut one_line, payload, true).unwrap();
+    assert!(!one_line.contains(&b'\n'), "a newline escaped with -s reached the terminal");
     if let Ok(s) = std::str::from_utf8(payload) {
         for c in s.chars() {
             assert_eq!(is_dangerous(c), dangerous(c), "is_dangerous({c:?})");

@@ -243,9 +243,9 @@ fn bad_addresses_name_the_address() {
         &["host name"],
     ));
     rows.push(row(
-        &["send", "--bind", "nope", "{sink}", "x"],
+        &["send", "--bind", "1.2.3", "{sink}", "x"],
         1,
-        &["--bind", "nope", ":PORT"],
+        &["--bind", "1.2.3", "not an IPv4 address"],
     ));
     run_table(rows, false);
 }
@@ -411,8 +411,13 @@ fn system_failures_name_the_file_stdin_or_port() {
         row(&["listen", "{busy}"], 1, &["{busy}", "in use"]),
         row(
             &["send", "--chunk", "65508", "{sink}"],
-            1,
+            2,
             &["--chunk 65508", "65507"],
+        ),
+        row(
+            &["send", "--chunk", "64K", "{sink}"],
+            2,
+            &["--chunk 65536", "65507"],
         ),
     ];
     run_table(rows, false);

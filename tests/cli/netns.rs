@@ -1100,3 +1100,24 @@ fn link_local_with_scope_and_without() {
         );
     }
 }
+
+/// A host made only of digits and dots must be a full dotted quad: the resolver would read
+/// `1.2.3` as 1.2.0.3 and `10.1` as 10.0.0.1 and send there. Run in a namespace of its
+/// own, so that even a udpcat that got it wrong sends nothing off this machine.
+#[test]
+fn abbreviated_ipv4_literals_are_errors_not_other_addresses() {
+    let mut net = Net::new();
+    let ns = net.host("h");
+    for arg in ["1.2.3:5", "10.1:5", "1.2.3.4.5:5"] {
+        run_in(&ns, &["send", arg, "x"]).check(
+            1,
+            Expect::Empty,
+            lines(vec![line(&["udpcat: error:", arg, "not an IPv4 address"])]),
+        );
+        run_in(&ns, &["listen", "-c", "1", arg]).check(
+            1,
+            Expect::Empty,
+            lines(vec![line(&["udpcat: error:", arg, "not an IPv4 address"])]),
+        );
+    }
+}

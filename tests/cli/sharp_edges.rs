@@ -68,17 +68,45 @@ fn assert_whole_lines(what: &str, writes: &[String], at_least: usize) {
 #[test]
 fn every_stderr_line_is_one_write() {
     // Readiness for two sockets, a -v info line, --stats and the timeout error.
-    let (run, writes) = stderr_writes(&["listen", "-v", "--stats", "-t", "200ms", "localhost:0"], b"");
-    assert_eq!(run.code(), 3, "listen -t should time out: {}", show(&run.stderr));
+    let (run, writes) = stderr_writes(
+        &["listen", "-v", "--stats", "-t", "200ms", "localhost:0"],
+        b"",
+    );
+    assert_eq!(
+        run.code(),
+        3,
+        "listen -t should time out: {}",
+        show(&run.stderr)
+    );
     assert_whole_lines("listen", &writes, 4);
-    assert!(writes.iter().any(|w| w.starts_with("listening on 127.0.0.1:")));
-    assert!(writes.iter().any(|w| w.starts_with("udpcat: received 0 datagrams")));
-    assert!(writes.iter().any(|w| w.starts_with("udpcat: error: timed out after 200ms")));
+    assert!(
+        writes
+            .iter()
+            .any(|w| w.starts_with("listening on 127.0.0.1:"))
+    );
+    assert!(
+        writes
+            .iter()
+            .any(|w| w.starts_with("udpcat: received 0 datagrams"))
+    );
+    assert!(
+        writes
+            .iter()
+            .any(|w| w.starts_with("udpcat: error: timed out after 200ms"))
+    );
 
     // send: a warning (no reply), --stats, and the error with its count.
     let sink = udp4();
     let (run, writes) = stderr_writes(
-        &["send", "--reply", "-t", "100ms", "--stats", &local(&sink), "ping"],
+        &[
+            "send",
+            "--reply",
+            "-t",
+            "100ms",
+            "--stats",
+            &local(&sink),
+            "ping",
+        ],
         b"",
     );
     assert_eq!(run.code(), 3, "{}", show(&run.stderr));
@@ -111,7 +139,10 @@ fn listen_with_stderr(args: &[&str], stderr: Stdio) -> RawProc {
 fn a_broken_stderr_changes_no_exit_status() {
     for (what, stderr) in [
         ("a pipe with no reader", Stdio::from(dead_pipe())),
-        ("/dev/full", Stdio::from(File::create("/dev/full").expect("/dev/full"))),
+        (
+            "/dev/full",
+            Stdio::from(File::create("/dev/full").expect("/dev/full")),
+        ),
     ] {
         // Nothing arrives: --timeout with --count is exit 3, whatever stderr does.
         let run = listen_with_stderr(&["-c", "1", "-t", "300ms", "127.0.0.1:0"], stderr).finish();
@@ -142,9 +173,8 @@ fn a_broken_stderr_changes_nothing_on_the_data_path() {
             let mut echoed = None;
             for _ in 0..10_000 {
                 s.send(b"probe").unwrap();
-                match s.take_error().unwrap() {
-                    Some(_) => continue,
-                    None => {}
+                if s.take_error().unwrap().is_some() {
+                    continue;
                 }
                 let mut buf = [0u8; 64];
                 match s.recv(&mut buf) {
@@ -171,16 +201,42 @@ fn a_broken_stderr_changes_nothing_on_the_data_path() {
     }
 }
 
+/// Waits until the process is in `state` (`/proc/PID/stat`: S sleeping, T stopped).
+fn wait_for_state(p: &Proc, state: char) {
+    let path = format!("/proc/{}/stat", p.pid());
+    for _ in 0..1_000_000 {
+        let stat = std::fs::read_to_string(&path).unwrap_or_default();
+        // The state follows the command name, which is in parentheses.
+        if stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next())
+            == Some(state)
+        {
+            return;
+        }
+        std::thread::yield_now();
+    }
+    panic!("{} never reached state {state}", p.cmd);
+}
+
 /// The json records of a listener that was stopped (SIGSTOP) while datagrams arrived on
 /// both of its sockets: read late, in one drain.
 #[test]
 fn records_carry_arrival_time_and_come_in_arrival_order() {
     let l = spawn_listen(&["-f", "json", "-c", "10", "localhost:0"], 2);
     let (v4, v6) = (udp4(), udp6());
+    // Stopped while it waits for datagrams (not in the middle of reading its sockets), so
+    // every datagram below is read later, in one drain.
+    wait_for_state(&l.p, 'S');
     l.p.signal(Signal::SIGSTOP);
+    wait_for_state(&l.p, 'T');
     let mut windows = Vec::new();
     for i in 0..10 {
-        let (s, to) = if i % 2 == 0 { (&v4, l.addrs[0]) } else { (&v6, l.addrs[1]) };
+        let (s, to) = if i % 2 == 0 {
+            (&v4, l.addrs[0])
+        } else {
+            (&v6, l.addrs[1])
+        };
         let before = SystemTime::now();
         send_to(s, i.to_string().as_bytes(), to);
         windows.push((before, SystemTime::now()));
@@ -195,7 +251,10 @@ fn records_carry_arrival_time_and_come_in_arrival_order() {
         .filter(|l| !l.is_empty())
         .map(|l| serde_json::from_slice(l).expect("json line"))
         .collect();
-    let texts: Vec<&str> = records.iter().map(|r| r["text"].as_str().unwrap_or("?")).collect();
+    let texts: Vec<&str> = records
+        .iter()
+        .map(|r| r["text"].as_str().unwrap_or("?"))
+        .collect();
     assert_eq!(
         texts,
         ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
@@ -215,4 +274,197 @@ fn records_carry_arrival_time_and_come_in_arrival_order() {
             humantime::format_rfc3339_micros(resumed),
         );
     }
+}
+
+#[test]
+fn broadcast_flag_still_reports_port_unreachable_for_a_unicast_destination() {
+    let closed = format!("127.0.0.1:{}", free_port4());
+    run(&["send", "--broadcast", &closed, "x"], b"").check(
+        4,
+        Expect::Empty,
+        lines(vec![line(&[
+            "udpcat: error:",
+            &closed,
+            "refused: port unreachable",
+        ])]),
+    );
+}
+
+#[test]
+fn a_stale_ready_file_is_removed_before_binding() {
+    let dir = scratch_dir("stale-ready");
+    let ready = dir.join("ready");
+    std::fs::write(&ready, "127.0.0.1:1\n").unwrap();
+    // The port is taken, so this run fails to bind: the old address must not survive it.
+    let busy = udp4();
+    let r = ready.to_str().unwrap();
+    run(&["listen", "--ready-file", r, &local(&busy)], b"").check(
+        1,
+        Expect::Empty,
+        Expect::Has(line(&["udpcat: error:", "cannot listen on"])),
+    );
+    assert!(
+        !ready.exists(),
+        "the ready file of an earlier run survived a run that failed to bind: {:?}",
+        std::fs::read_to_string(&ready)
+    );
+}
+
+/// Options that would do nothing in the given combination are usage errors naming both.
+#[test]
+fn options_that_do_nothing_are_usage_errors_naming_both() {
+    let sink = udp4();
+    let to = local(&sink);
+    for (args, names) in [
+        (vec!["send", "-t", "1s", &to, "x"], ["--timeout", "--reply"]),
+        (
+            vec!["send", "--timeout", "1s", "--wait", "1s", &to, "x"],
+            ["--timeout", "--reply"],
+        ),
+        (
+            vec!["send", "-s", "-f", "raw", "--reply", &to, "x"],
+            ["--source", "raw"],
+        ),
+        (
+            vec!["send", "-s", "-f", "json", "--wait", "1s", &to, "x"],
+            ["--source", "json"],
+        ),
+        (
+            vec!["listen", "-s", "-f", "raw", "127.0.0.1:0"],
+            ["--source", "raw"],
+        ),
+        (
+            vec!["listen", "-s", "-f", "json", "127.0.0.1:0"],
+            ["--source", "json"],
+        ),
+        (
+            vec!["listen", "-0", "-f", "raw", "127.0.0.1:0"],
+            ["--null", "raw"],
+        ),
+        (
+            vec!["listen", "-0", "-f", "json", "127.0.0.1:0"],
+            ["--null", "json"],
+        ),
+    ] {
+        run(&args, b"").check(
+            2,
+            Expect::Empty,
+            lines(vec![line(&["udpcat: error:", names[0], names[1]])]),
+        );
+    }
+    assert!(drain(&sink).is_empty(), "a usage error must send nothing");
+}
+
+/// With -s on a terminal, a payload cannot print a line that looks like another record.
+#[test]
+fn with_source_on_a_terminal_a_payload_cannot_forge_a_record() {
+    let mut cmd = Command::new("python3");
+    cmd.args([
+        "-c",
+        PTY_SCRIPT,
+        "raw",
+        udpcat_path(),
+        "listen",
+        "-s",
+        "-c",
+        "1",
+        "127.0.0.1:0",
+    ]);
+    cmd.env_remove("RUST_LOG");
+    let l = spawn_listen_cmd(cmd, 1);
+    let s = udp4();
+    send_to(&s, b"a\nfake 1.2.3.4:5\tX\n", l.addr());
+    let from = local(&s);
+    let run = l.finish();
+    assert_eq!(run.code(), 0, "{}", show(&run.stderr));
+    let hex = String::from_utf8_lossy(&run.stdout).into_owned();
+    let shown = data_encoding::HEXLOWER
+        .decode(hex.trim().as_bytes())
+        .unwrap_or_else(|e| panic!("pty script output is not hex: {e}"));
+    let shown = String::from_utf8_lossy(&shown).replace("\r\n", "\n");
+    assert_eq!(shown, format!("{from}\ta\\nfake 1.2.3.4:5\tX\n"));
+}
+
+#[test]
+fn bind_without_a_port_and_localhost_bind_follow_the_destination() {
+    // --bind 127.0.0.2 (no port): any free port on that address.
+    let peer = udp4();
+    run(&["send", "--bind", "127.0.0.2", &local(&peer), "x"], b"").check(
+        0,
+        Expect::Empty,
+        Expect::Empty,
+    );
+    let (m, from) = recv(&peer);
+    assert_eq!(m, b"x");
+    assert_eq!(from.ip().to_string(), "127.0.0.2");
+    assert_ne!(from.port(), 0);
+    // -b localhost:0 to an IPv6 destination sends from ::1.
+    let peer6 = udp6();
+    run(&["send", "-b", "localhost:0", &local(&peer6), "y"], b"").check(
+        0,
+        Expect::Empty,
+        Expect::Empty,
+    );
+    let (m, from) = recv(&peer6);
+    assert_eq!(m, b"y");
+    assert_eq!(from.ip().to_string(), "::1");
+}
+
+#[test]
+fn small_things_say_what_is_meant() {
+    // Destination port 0.
+    run(&["send", ":0", "x"], b"").check(
+        1,
+        Expect::Empty,
+        lines(vec![line(&["udpcat: error:", "port 0", "when binding"])]),
+    );
+    // Receive buffers too small to be one, or larger than a socket can have.
+    for (value, says) in [
+        ("0", "at least 4K"),
+        ("1", "at least 4K"),
+        ("8G", "at most 1G"),
+    ] {
+        run(&["listen", "--recv-buffer", value, "127.0.0.1:0"], b"").check(
+            2,
+            Expect::Empty,
+            lines(vec![line(&["udpcat: error:", "--recv-buffer", says])]),
+        );
+    }
+    // The same address twice.
+    let port = free_port4().to_string();
+    let twice = format!("127.0.0.1:{port}");
+    run(&["listen", &twice, &twice], b"").check(
+        2,
+        Expect::Empty,
+        lines(vec![line(&["udpcat: error:", &twice, "twice"])]),
+    );
+    let both = format!("localhost:{port}");
+    run(&["listen", &both, &twice], b"").check(
+        2,
+        Expect::Empty,
+        lines(vec![line(&[
+            "udpcat: error:",
+            &twice,
+            "'localhost:",
+            "given by both",
+        ])]),
+    );
+}
+
+#[test]
+fn counts_and_durations_read_as_written() {
+    let l = spawn_listen(&["-c", "1", "--stats", "127.0.0.1:0"], 1);
+    send_to(&udp4(), b"x", l.addr());
+    let ready = l.ready_lines();
+    let mut want = ready;
+    want.push(line(&["udpcat: received 1 datagram, 1 byte in"]));
+    l.finish().check(0, bytes("x\n"), lines(want));
+
+    run(&["listen", "-c", "1", "-t", "1.5s", "127.0.0.1:0"], b"").check(
+        3,
+        Expect::Empty,
+        Expect::Has(line(&[
+            "udpcat: error: timed out after 1.5s: 0 of 1 datagrams",
+        ])),
+    );
 }
