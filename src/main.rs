@@ -19,14 +19,21 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     logging::init(cli.verbose, cli.quiet);
-    let status = match run(cli) {
+    finish(run(cli))
+}
+
+/// The exit status of an outcome; an error is one `udpcat: error:` line on stderr, written
+/// in one write.
+fn finish(outcome: Result<Status>) -> ExitCode {
+    let status = match outcome {
         Ok(status) => status,
         Err(err) => match exit::status_of(&err) {
             // The reader of stdout has what it wanted.
             None => Status::Success,
             Some(status) => {
                 let message = output::escape_message(format!("{err:#}"));
-                let _ = writeln!(io::stderr(), "udpcat: error: {message}");
+                let line = format!("udpcat: error: {message}\n");
+                let _ = io::stderr().write_all(line.as_bytes());
                 status
             }
         },
@@ -62,30 +69,16 @@ fn run(cli: Cli) -> Result<Status> {
     }
 }
 
-/// clap's errors as udpcat's: one `udpcat: error:` line (the value quoted in it escaped),
-/// then clap's usage line, exit 2. Help and version go to stdout as clap prints them.
+/// clap's outcome when it does not return flags: help and version go to stdout as clap
+/// prints them (exit 0); every usage error is one `udpcat: error:` line, exit 2.
 fn usage_error(e: clap::Error) -> ExitCode {
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
-        || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-    {
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         let _ = e.print();
         return ExitCode::from(e.exit_code() as u8);
     }
-    let rendered = e.render().to_string();
-    // The message runs up to the first blank line; tips and usage follow it.
-    let (message, rest) = rendered.split_once("\n\n").unwrap_or((&rendered, ""));
-    let message = message.trim_start_matches("error: ");
-    let mut err = io::stderr().lock();
-    let _ = writeln!(
-        err,
-        "udpcat: error: {}",
-        output::escape_message(message.trim_end())
-    );
-    for line in rest
-        .lines()
-        .filter(|l| l.starts_with("Usage:") || l.starts_with("For more"))
-    {
-        let _ = writeln!(err, "{line}");
-    }
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let line = udpcat::cli::usage_error_line(e, &args);
+    // One write, so the line is whole; stderr failing changes nothing.
+    let _ = io::stderr().write_all(line.as_bytes());
     ExitCode::from(Status::Usage.code() as u8)
 }
