@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
 use clap::error::ErrorKind;
 
@@ -59,22 +59,35 @@ fn run(cli: Cli) -> Result<Status> {
             send::run(config, &Signals::install()?)
         }
         Command::Completions { shell } => {
-            udpcat::cli::write_completions(shell, &mut io::stdout())?;
-            Ok(Status::Success)
+            let mut script = Vec::new();
+            udpcat::cli::write_completions(shell, &mut script)?;
+            write_stdout(&script)
         }
         Command::Man => {
-            udpcat::cli::write_man(&mut io::stdout())?;
-            Ok(Status::Success)
+            let mut page = Vec::new();
+            udpcat::cli::write_man(&mut page)?;
+            write_stdout(&page)
         }
     }
+}
+
+/// A generated document on stdout, flushed, so a full disk is an error that names stdout.
+fn write_stdout(document: &[u8]) -> Result<Status> {
+    let mut out = io::stdout().lock();
+    out.write_all(document)
+        .and_then(|()| out.flush())
+        .context("writing to stdout")?;
+    Ok(Status::Success)
 }
 
 /// clap's outcome when it does not return flags: help and version go to stdout as clap
 /// prints them (exit 0); every usage error is one `udpcat: error:` line, exit 2.
 fn usage_error(e: clap::Error) -> ExitCode {
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-        let _ = e.print();
-        return ExitCode::from(e.exit_code() as u8);
+        return match e.print() {
+            Ok(()) => ExitCode::from(e.exit_code() as u8),
+            Err(io) => finish(Err(anyhow::Error::from(io).context("writing to stdout"))),
+        };
     }
     let args: Vec<_> = std::env::args_os().skip(1).collect();
     let line = udpcat::cli::usage_error_line(e, &args);

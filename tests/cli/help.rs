@@ -496,3 +496,50 @@ fn documents_into_a_closed_pipe_exit_0_quietly() {
         problems.join("\n  ")
     );
 }
+
+/// `udpcat man >/dev/full`: a write to stdout that fails for any reason but a closed pipe is
+/// exit 1 with one error line naming stdout and why.
+#[test]
+fn documents_into_a_full_disk_fail_naming_stdout() {
+    let cases: &[&[&str]] = &[
+        &["man"],
+        &["completions", "bash"],
+        &["completions", "zsh"],
+        &["--help"],
+        &["listen", "--help"],
+        &["--version"],
+    ];
+    let mut problems = Vec::new();
+    for args in cases {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("open /dev/full");
+        let out = udpcat(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(full))
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run udpcat");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let one_line = err.lines().count() == 1 && err.ends_with('\n');
+        if out.status.code() != Some(1)
+            || !one_line
+            || !err.starts_with("udpcat: error: writing to stdout: ")
+            || !err.contains("No space left on device")
+        {
+            problems.push(format!(
+                "udpcat {}: status {:?}, stderr {}",
+                args.join(" "),
+                out.status,
+                show(&out.stderr)
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "with stdout on /dev/full, these should exit 1 with one line \
+         `udpcat: error: writing to stdout: No space left on device ...`:\n  {}",
+        problems.join("\n  ")
+    );
+}
