@@ -525,7 +525,7 @@ pub fn write_man(out: &mut dyn std::io::Write) -> std::io::Result<()> {
     man.render_synopsis_section(out)?;
     man.render_description_section(out)?;
     man.render_options_section(out)?;
-    man.render_subcommands_section(out)?;
+    render_commands(&cmd, out)?;
     for (name, heading) in [("listen", "LISTEN OPTIONS"), ("send", "SEND OPTIONS")] {
         if let Some(sub) = cmd.find_subcommand(name) {
             let sub = sub
@@ -547,18 +547,69 @@ pub fn write_man(out: &mut dyn std::io::Write) -> std::io::Result<()> {
         roff.control("RE", []);
     }
     roff.control("SH", ["EXIT STATUS"]);
-    for line in exit::TABLE.lines().skip(1) {
-        let line = line.trim();
-        if let Some((code, meaning)) = line.split_once(char::is_whitespace) {
-            roff.control("TP", []);
-            roff.text([bold(code)]);
-            roff.text([roman(meaning.trim())]);
-        } else if !line.is_empty() {
-            roff.text([roman(line)]);
-        }
+    for (code, meaning) in exit::entries() {
+        roff.control("TP", []);
+        roff.text([bold(code)]);
+        roff.text([roman(meaning)]);
     }
     roff.to_writer(out)?;
     man.render_version_section(out)
+}
+
+/// The COMMANDS section: each command described here, its options pointed to by the
+/// section heading they have on this page. (clap_mangen's own section points to
+/// udpcat-listen(1) and the like, pages that do not exist, and lists `help`.)
+fn render_commands(cmd: &clap::Command, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap_mangen::roff::{Roff, bold, italic, roman};
+    let mut roff = Roff::default();
+    roff.control("SH", ["COMMANDS"]);
+    for sub in cmd.get_subcommands() {
+        let name = sub.get_name();
+        let mut synopsis = vec![bold(format!("udpcat {name}"))];
+        if sub
+            .get_arguments()
+            .any(|a| !a.is_positional() && !a.is_global_set())
+        {
+            synopsis.push(roman(" [OPTIONS]"));
+        }
+        for arg in sub.get_positionals() {
+            let value = arg.get_value_names().and_then(|v| v.first()).map_or_else(
+                || arg.get_id().to_string().to_uppercase(),
+                |v| v.to_string(),
+            );
+            let many = arg.get_num_args().is_some_and(|n| n.max_values() > 1)
+                || matches!(arg.get_action(), ArgAction::Append);
+            let (open, close) = if arg.is_required_set() {
+                (" ", "")
+            } else {
+                (" [", "]")
+            };
+            synopsis.push(roman(open));
+            synopsis.push(italic(value));
+            synopsis.push(roman(format!("{}{close}", if many { "..." } else { "" })));
+        }
+        roff.control("TP", []);
+        roff.text(synopsis);
+        let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+        let mut text = format!("{about}.");
+        for arg in sub.get_positionals() {
+            let values = arg.get_possible_values();
+            if !values.is_empty() {
+                let names: Vec<&str> = values.iter().map(|v| v.get_name()).collect();
+                let shown = arg.get_value_names().and_then(|v| v.first());
+                let shown = shown.map_or(arg.get_id().as_str(), |v| v.as_str());
+                text += &format!(" {shown} is one of {}.", names.join(", "));
+            }
+        }
+        if matches!(name, "listen" | "send") {
+            text += &format!(
+                " Its options are under {} OPTIONS below.",
+                name.to_uppercase()
+            );
+        }
+        roff.text([roman(text)]);
+    }
+    roff.to_writer(out)
 }
 
 /// Writes the completion script for `shell`, generated from the same clap definition.

@@ -48,6 +48,27 @@ Exit status:
   130  stopped by SIGINT
   143  stopped by SIGTERM";
 
+/// The entries of [`TABLE`] as (status, meaning), each meaning's continuation lines joined
+/// to it with a space.
+pub fn entries() -> Vec<(&'static str, String)> {
+    let mut entries: Vec<(&str, String)> = Vec::new();
+    for line in TABLE.lines().skip(1) {
+        let text = line.trim();
+        // Continuations are indented deeper than the status column.
+        match entries.last_mut() {
+            Some((_, meaning)) if line.starts_with("   ") => {
+                meaning.push(' ');
+                meaning.push_str(text);
+            }
+            _ => {
+                let (code, meaning) = text.split_once(' ').unwrap_or((text, ""));
+                entries.push((code, meaning.trim().to_string()));
+            }
+        }
+    }
+    entries
+}
+
 /// An error that carries its own exit status (timeouts and refusals are errors with a
 /// message, but not status 1).
 #[derive(Debug)]
@@ -130,6 +151,21 @@ mod tests {
                 "{code} missing from TABLE"
             );
         }
+    }
+
+    #[test]
+    fn continuation_lines_join_their_entry() {
+        let entries = entries();
+        assert_eq!(entries.len(), 7);
+        assert_eq!(
+            entries[3],
+            (
+                "3",
+                "timed out: --timeout or --wait ended before the awaited datagrams or replies \
+                 arrived (listen: before --count, or before any datagram without --count)"
+                    .to_string()
+            )
+        );
     }
 
     #[test]

@@ -371,9 +371,9 @@ fn unknown_shell_is_a_usage_error() {
     assert!(out.stdout.is_empty(), "{}", show(&out.stdout));
 }
 
-/// `man -l -` renders the page; it needs man-db (`apt-get install man-db`).
-#[test]
-fn man_page_renders_with_exit_status_and_examples() {
+/// `udpcat man` rendered as plain text by `man -l -` at 80 columns; it needs man-db
+/// (`apt-get install man-db`).
+fn rendered_man() -> String {
     let roff = udpcat(&["man"])
         .stdin(Stdio::null())
         .output()
@@ -410,25 +410,37 @@ fn man_page_renders_with_exit_status_and_examples() {
     let out = man.wait_with_output().expect("wait for man");
     assert_ok("udpcat man | man --warnings -l -", &out);
     // Without a terminal man prints plain text; strip overstrikes in case it does not.
-    let text = strip_overstrike(&String::from_utf8_lossy(&out.stdout));
-    let headings: Vec<&str> = text
-        .lines()
+    strip_overstrike(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The section headings of a rendered man page (lines that start with a capital letter).
+fn man_headings(text: &str) -> Vec<&str> {
+    text.lines()
         .filter(|l| l.chars().next().is_some_and(|c| c.is_ascii_uppercase()))
         .map(str::trim_end)
-        .collect();
+        .collect()
+}
+
+/// The lines of a rendered man page's section `heading`, up to the next heading.
+fn man_section<'a>(text: &'a str, heading: &str) -> Vec<&'a str> {
+    text.lines()
+        .skip_while(|l| l.trim_end() != heading)
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with(' '))
+        .collect()
+}
+
+#[test]
+fn man_page_renders_with_exit_status_and_examples() {
+    let text = rendered_man();
+    let headings = man_headings(&text);
     for heading in ["NAME", "SYNOPSIS", "EXAMPLES", "EXIT STATUS"] {
         assert!(
             headings.contains(&heading),
             "the rendered man page has no {heading} section (sections: {headings:?})"
         );
     }
-    let exit = text
-        .lines()
-        .skip_while(|l| l.trim_end() != "EXIT STATUS")
-        .skip(1)
-        .take_while(|l| l.is_empty() || l.starts_with(' '))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let exit = man_section(&text, "EXIT STATUS").join("\n");
     for code in EXIT_CODES {
         assert!(
             exit.split_whitespace().any(|w| w == *code),
@@ -441,6 +453,72 @@ fn man_page_renders_with_exit_status_and_examples() {
             "the rendered man page does not mention {word}"
         );
     }
+}
+
+/// The man page describes its commands itself: no pointers to udpcat-listen(1) and the like
+/// (no such pages exist), no `help` entry, and listen's and send's options found under
+/// their headings on the same page.
+#[test]
+fn man_page_describes_each_command_in_place() {
+    let text = rendered_man();
+    assert!(
+        !text.contains("udpcat-"),
+        "the man page refers to pages that do not exist (udpcat-...(1)):\n{text}"
+    );
+    let headings = man_headings(&text);
+    for heading in ["COMMANDS", "LISTEN OPTIONS", "SEND OPTIONS"] {
+        assert!(
+            headings.contains(&heading),
+            "the rendered man page has no {heading} section (sections: {headings:?})"
+        );
+    }
+    let commands = man_section(&text, "COMMANDS");
+    // Entries sit at the section's indentation, their text deeper.
+    let entries: Vec<&str> = commands
+        .iter()
+        .filter(|l| l.starts_with("       ") && !l.starts_with("        "))
+        .map(|l| l.trim())
+        .collect();
+    let names: Vec<&str> = entries
+        .iter()
+        .map(|e| e.split_whitespace().nth(1).unwrap_or_default())
+        .collect();
+    assert_eq!(
+        names,
+        ["listen", "send", "completions", "man"],
+        "COMMANDS entries: {entries:#?}"
+    );
+    let body = commands.join(" ");
+    let body = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    for pointer in ["LISTEN OPTIONS", "SEND OPTIONS"] {
+        assert!(
+            body.contains(pointer),
+            "the COMMANDS section does not point to {pointer}:\n{}",
+            commands.join("\n")
+        );
+    }
+}
+
+/// Each exit status in the man page is one entry: its continuation lines (in exit::TABLE,
+/// lines indented to the text column) join it instead of showing up as entries of their own.
+#[test]
+fn man_page_exit_status_entries_are_whole() {
+    let text = rendered_man();
+    let section = man_section(&text, "EXIT STATUS");
+    let mut codes = Vec::new();
+    for l in section.iter().filter(|l| !l.trim().is_empty()) {
+        if l.starts_with("              ") {
+            continue; // the entry's text, wrapped by man
+        }
+        let tag = l.split_whitespace().next().unwrap_or_default();
+        assert!(
+            l.starts_with("       ") && EXIT_CODES.contains(&tag),
+            "{l:?} is shown as an entry of EXIT STATUS but is no exit status:\n{}",
+            section.join("\n")
+        );
+        codes.push(tag);
+    }
+    assert_eq!(codes, EXIT_CODES, "{}", section.join("\n"));
 }
 
 /// `N\bN` (bold) and `_\bx` (underline) as plain characters.
