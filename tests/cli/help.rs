@@ -207,6 +207,126 @@ fn long_help_has_examples_and_every_exit_status() {
     }
 }
 
+/// `udpcat ARGS` with COLUMNS as given (`None`: unset), stdout a pipe: clap then wraps
+/// help at COLUMNS, or at 100 columns without it.
+fn help_at(args: &[&str], columns: Option<&str>) -> String {
+    let mut cmd = udpcat(args);
+    cmd.stdin(Stdio::null());
+    match columns {
+        Some(c) => cmd.env("COLUMNS", c),
+        None => cmd.env_remove("COLUMNS"),
+    };
+    let out = cmd.output().expect("run udpcat");
+    assert_ok(
+        &format!("COLUMNS={columns:?} udpcat {}", args.join(" ")),
+        &out,
+    );
+    String::from_utf8(out.stdout).expect("help output is UTF-8")
+}
+
+/// The Exit status table of a help text: the lines after its heading up to a blank line or
+/// the end, whatever their indentation (a fragment wrapped to column 0 included).
+fn exit_table(help: &str) -> Vec<&str> {
+    help.lines()
+        .skip_while(|l| *l != "Exit status:")
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .collect()
+}
+
+/// The column where an entry's meaning starts (`  0    done: ...` -> 7).
+const EXIT_TEXT_COLUMN: usize = 7;
+
+/// In every `--help`, at the width clap picks into a pipe (100 without COLUMNS) and at 80
+/// columns, each line of the Exit status table is an entry (two spaces, a status, the
+/// meaning at the text column) or a continuation indented to the text column: clap's
+/// wrapping never leaves a bare fragment at column 0.
+#[test]
+fn exit_status_table_wraps_with_hanging_indentation() {
+    let mut problems = Vec::new();
+    for cmd in [&[][..], &["listen"], &["send"]] {
+        let mut args = cmd.to_vec();
+        args.push("--help");
+        for columns in [None, Some("80"), Some("100"), Some("200")] {
+            let help = help_at(&args, columns);
+            let table = exit_table(&help);
+            let mut codes = Vec::new();
+            for l in &table {
+                let indent = l.len() - l.trim_start().len();
+                let first = l.split_whitespace().next().unwrap_or_default();
+                let text_at = l[indent + first.len()..]
+                    .find(|c: char| c != ' ')
+                    .map(|i| indent + first.len() + i);
+                let entry =
+                    indent == 2 && EXIT_CODES.contains(&first) && text_at == Some(EXIT_TEXT_COLUMN);
+                let continuation = indent == EXIT_TEXT_COLUMN;
+                if entry {
+                    codes.push(first);
+                } else if !continuation {
+                    problems.push(format!(
+                        "COLUMNS={columns:?} udpcat {}: {l:?} is neither an entry nor a \
+                         continuation at column {EXIT_TEXT_COLUMN}",
+                        args.join(" ")
+                    ));
+                }
+            }
+            if codes != EXIT_CODES {
+                problems.push(format!(
+                    "COLUMNS={columns:?} udpcat {}: entries {codes:?}, want {EXIT_CODES:?}{}",
+                    args.join(" "),
+                    show(help.as_bytes())
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The exit statuses of `udpcat --help` as (status, meaning), continuations joined.
+fn exit_entries(help: &str) -> Vec<(String, String)> {
+    let mut entries: Vec<(String, String)> = Vec::new();
+    for l in exit_table(help) {
+        match entries.last_mut() {
+            Some((_, meaning)) if l.starts_with("   ") => {
+                meaning.push(' ');
+                meaning.push_str(l.trim());
+            }
+            _ => {
+                let (code, meaning) = l.trim().split_once(' ').unwrap_or((l.trim(), ""));
+                entries.push((code.to_string(), meaning.trim().to_string()));
+            }
+        }
+    }
+    entries
+}
+
+/// README's Exit status table says what `--help` says, in the same words (README may put
+/// flags in backticks).
+#[test]
+fn readme_exit_status_table_matches_help() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("read README.md");
+    let rows: Vec<(String, String)> = readme
+        .lines()
+        .skip_while(|l| l.trim() != "## Exit status")
+        .skip(1)
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2) // header and separator
+        .map(|l| {
+            let cells: Vec<&str> = l.trim().trim_matches('|').split(" | ").collect();
+            let cell = |i: usize| cells.get(i).unwrap_or(&"").trim().replace('`', "");
+            (cell(0), cell(1))
+        })
+        .collect();
+    let help = help_at(&["--help"], Some("200"));
+    assert_eq!(
+        rows,
+        exit_entries(&help),
+        "README.md's Exit status table and `udpcat --help` differ"
+    );
+}
+
 /// Every flag an example in `--help` uses is one that its subcommand declares.
 #[test]
 fn help_examples_use_only_real_flags() {
