@@ -434,6 +434,100 @@ pub fn parse_net(s: &str) -> Result<IpNet, String> {
         .map_err(|_| format!("'{shown}' is not a network (try 10.0.0.0/8, 192.0.2.7, fd00::/8)"))
 }
 
+/// clap's error as udpcat's one line, `udpcat: error: ...` with its newline: clap's message
+/// with its lists folded in (`... not provided: <ADDR>`), its tips after a `;`, and a hint
+/// naming the help of the command that failed (`(see 'udpcat listen --help')`). `args` is the
+/// command line after the program name, to find that command. Everything the user typed that
+/// clap quotes is escaped first, so the only newlines left are clap's own layout.
+pub fn usage_error_line(mut err: clap::Error, args: &[OsString]) -> String {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let cmd = Cli::command();
+    let escape = |s: &str| crate::output::escape_message(s);
+    // The first word that is not a flag names the command: the top level has no flag that
+    // takes a value.
+    let sub = args
+        .iter()
+        .find(|a| !a.as_encoded_bytes().starts_with(b"-"))
+        .and_then(|a| a.to_str())
+        .filter(|w| *w != "help" && cmd.find_subcommand(w).is_some());
+    let hint = match sub {
+        Some(sub) => format!("(see 'udpcat {sub} --help')"),
+        None => "(see 'udpcat --help')".to_string(),
+    };
+    let missing = matches!(
+        err.kind(),
+        ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    let message = if missing && sub.is_none() {
+        let names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+        let list = match names.split_last() {
+            Some((last, [])) => last.to_string(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        format!("a command is needed: {list}")
+    } else if let (Some(sub), ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) =
+        (sub, err.kind())
+    {
+        // clap would print the whole help here; one line says the same.
+        format!("'udpcat {sub}' needs arguments")
+    } else {
+        let quoted: Vec<(ContextKind, ContextValue)> = err
+            .context()
+            .filter_map(|(kind, value)| match value {
+                ContextValue::String(s) => Some((kind, ContextValue::String(escape(s)))),
+                ContextValue::Strings(v) => Some((
+                    kind,
+                    ContextValue::Strings(v.iter().map(|s| escape(s)).collect()),
+                )),
+                // Tips quote the argument too (`to pass '-Z' as a value, use '-- -Z'`).
+                ContextValue::StyledStrs(v) => Some((
+                    kind,
+                    ContextValue::StyledStrs(
+                        v.iter().map(|s| escape(&s.to_string()).into()).collect(),
+                    ),
+                )),
+                _ => None,
+            })
+            .collect();
+        for (kind, value) in quoted {
+            err.insert(kind, value);
+        }
+        fold_clap_message(&err.render().to_string())
+    };
+    // A defensive last pass: anything clap added that could still drive a terminal.
+    format!("udpcat: error: {} {hint}\n", escape(&message))
+}
+
+/// clap's rendered error (`error: MESSAGE\n  item...\n\n  tip: ...\n\nUsage: ...\n\nFor more
+/// information...`) as one line: the message, list items joined after a `:` with commas,
+/// tips after `; `. Usage and the pointer to `--help` are left out (the caller adds its own).
+fn fold_clap_message(rendered: &str) -> String {
+    let rendered = rendered.trim();
+    let rendered = rendered.strip_prefix("error:").unwrap_or(rendered).trim();
+    let mut parts: Vec<String> = Vec::new();
+    for (i, block) in rendered.split("\n\n").enumerate() {
+        let block = block.trim();
+        if block.starts_with("Usage:") || block.starts_with("For more information") {
+            continue;
+        }
+        let mut lines = block.lines().map(str::trim).filter(|l| !l.is_empty());
+        if i == 0 {
+            let head = lines.next().unwrap_or_default().to_string();
+            let items: Vec<&str> = lines.collect();
+            parts.push(match (head.ends_with(':'), items.is_empty()) {
+                (_, true) => head,
+                (true, false) => format!("{head} {}", items.join(", ")),
+                (false, false) => format!("{head} {}", items.join(" ")),
+            });
+        } else {
+            parts.extend(lines.map(String::from));
+        }
+    }
+    parts.join("; ")
+}
+
 /// Writes the man page: the top-level page, then each subcommand's options, EXAMPLES and
 /// EXIT STATUS, all from the same clap definition as `--help`.
 pub fn write_man(out: &mut dyn std::io::Write) -> std::io::Result<()> {
@@ -446,7 +540,7 @@ pub fn write_man(out: &mut dyn std::io::Write) -> std::io::Result<()> {
     man.render_synopsis_section(out)?;
     man.render_description_section(out)?;
     man.render_options_section(out)?;
-    man.render_subcommands_section(out)?;
+    render_commands(&cmd, out)?;
     for (name, heading) in [("listen", "LISTEN OPTIONS"), ("send", "SEND OPTIONS")] {
         if let Some(sub) = cmd.find_subcommand(name) {
             let sub = sub
@@ -468,18 +562,69 @@ pub fn write_man(out: &mut dyn std::io::Write) -> std::io::Result<()> {
         roff.control("RE", []);
     }
     roff.control("SH", ["EXIT STATUS"]);
-    for line in exit::TABLE.lines().skip(1) {
-        let line = line.trim();
-        if let Some((code, meaning)) = line.split_once(char::is_whitespace) {
-            roff.control("TP", []);
-            roff.text([bold(code)]);
-            roff.text([roman(meaning.trim())]);
-        } else if !line.is_empty() {
-            roff.text([roman(line)]);
-        }
+    for (code, meaning) in exit::entries() {
+        roff.control("TP", []);
+        roff.text([bold(code)]);
+        roff.text([roman(meaning)]);
     }
     roff.to_writer(out)?;
     man.render_version_section(out)
+}
+
+/// The COMMANDS section: each command described here, its options pointed to by the
+/// section heading they have on this page. (clap_mangen's own section points to
+/// udpcat-listen(1) and the like, pages that do not exist, and lists `help`.)
+fn render_commands(cmd: &clap::Command, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap_mangen::roff::{Roff, bold, italic, roman};
+    let mut roff = Roff::default();
+    roff.control("SH", ["COMMANDS"]);
+    for sub in cmd.get_subcommands() {
+        let name = sub.get_name();
+        let mut synopsis = vec![bold(format!("udpcat {name}"))];
+        if sub
+            .get_arguments()
+            .any(|a| !a.is_positional() && !a.is_global_set())
+        {
+            synopsis.push(roman(" [OPTIONS]"));
+        }
+        for arg in sub.get_positionals() {
+            let value = arg.get_value_names().and_then(|v| v.first()).map_or_else(
+                || arg.get_id().to_string().to_uppercase(),
+                |v| v.to_string(),
+            );
+            let many = arg.get_num_args().is_some_and(|n| n.max_values() > 1)
+                || matches!(arg.get_action(), ArgAction::Append);
+            let (open, close) = if arg.is_required_set() {
+                (" ", "")
+            } else {
+                (" [", "]")
+            };
+            synopsis.push(roman(open));
+            synopsis.push(italic(value));
+            synopsis.push(roman(format!("{}{close}", if many { "..." } else { "" })));
+        }
+        roff.control("TP", []);
+        roff.text(synopsis);
+        let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+        let mut text = format!("{about}.");
+        for arg in sub.get_positionals() {
+            let values = arg.get_possible_values();
+            if !values.is_empty() {
+                let names: Vec<&str> = values.iter().map(|v| v.get_name()).collect();
+                let shown = arg.get_value_names().and_then(|v| v.first());
+                let shown = shown.map_or(arg.get_id().as_str(), |v| v.as_str());
+                text += &format!(" {shown} is one of {}.", names.join(", "));
+            }
+        }
+        if matches!(name, "listen" | "send") {
+            text += &format!(
+                " Its options are under {} OPTIONS below.",
+                name.to_uppercase()
+            );
+        }
+        roff.text([roman(text)]);
+    }
+    roff.to_writer(out)
 }
 
 /// Writes the completion script for `shell`, generated from the same clap definition.
@@ -508,6 +653,37 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    fn usage_line(args: &[&str]) -> String {
+        let err = Cli::try_parse_from(std::iter::once("udpcat").chain(args.iter().copied()))
+            .expect_err("a usage error");
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        usage_error_line(err, &args)
+    }
+
+    #[test]
+    fn usage_errors_fold_into_one_line() {
+        assert_eq!(
+            usage_line(&["listen"]),
+            "udpcat: error: the following required arguments were not provided: <ADDR>... \
+             (see 'udpcat listen --help')\n"
+        );
+        assert_eq!(
+            usage_line(&["-v", "listen", "--cont", "1", "x"]),
+            "udpcat: error: unexpected argument '--cont' found; \
+             tip: a similar argument exists: '--count' (see 'udpcat listen --help')\n"
+        );
+        assert_eq!(
+            usage_line(&[]),
+            "udpcat: error: a command is needed: listen, send, completions or man \
+             (see 'udpcat --help')\n"
+        );
+        assert_eq!(
+            usage_line(&["send", "--bind", "listen", "-c"]),
+            "udpcat: error: unexpected argument '-c' found; \
+             tip: to pass '-c' as a value, use '-- -c' (see 'udpcat send --help')\n"
+        );
     }
 
     #[test]

@@ -36,17 +36,44 @@ impl Status {
     }
 }
 
-/// The table shown in `--help`, the man page and the README.
+/// The table shown in `--help`, the man page and the README. Every line fits in 80 columns,
+/// so clap (which wraps at the terminal's width, 100 into a pipe) never breaks one; a
+/// meaning that needs more goes on continuation lines indented to the text column (7).
 pub const TABLE: &str = "\
 Exit status:
-  0    done: count reached, input sent, replies received, or stdout closed by its reader
-  1    failure: cannot bind, resolve or send; bad input data (oversize, not UTF-8, bad hex); I/O error
+  0    done: count reached, input sent, replies received, or stdout closed by
+       its reader
+  1    failure: cannot bind, resolve or send; bad input data (oversize, not
+       UTF-8, bad hex); I/O error
   2    usage: unknown flag, bad value (clap's own)
-  3    timed out: --timeout or --wait ended before the awaited datagrams or replies arrived
-       (listen: before --count, or before any datagram without --count)
-  4    refused: the destination answered \"port unreachable\" (nothing listens there)
+  3    timed out: --timeout or --wait ended before the awaited datagrams or
+       replies arrived (listen: before --count, or before any datagram without
+       --count)
+  4    refused: the destination answered \"port unreachable\" (nothing listens
+       there)
   130  stopped by SIGINT
   143  stopped by SIGTERM";
+
+/// The entries of [`TABLE`] as (status, meaning), each meaning's continuation lines joined
+/// to it with a space.
+pub fn entries() -> Vec<(&'static str, String)> {
+    let mut entries: Vec<(&str, String)> = Vec::new();
+    for line in TABLE.lines().skip(1) {
+        let text = line.trim();
+        // Continuations are indented deeper than the status column.
+        match entries.last_mut() {
+            Some((_, meaning)) if line.starts_with("   ") => {
+                meaning.push(' ');
+                meaning.push_str(text);
+            }
+            _ => {
+                let (code, meaning) = text.split_once(' ').unwrap_or((text, ""));
+                entries.push((code, meaning.trim().to_string()));
+            }
+        }
+    }
+    entries
+}
 
 /// An error that carries its own exit status (timeouts and refusals are errors with a
 /// message, but not status 1).
@@ -136,6 +163,31 @@ mod tests {
                 "{code} missing from TABLE"
             );
         }
+    }
+
+    #[test]
+    fn table_lines_fit_and_continue_at_the_text_column() {
+        for line in TABLE.lines() {
+            assert!(line.len() <= 80, "longer than 80 columns: {line:?}");
+            assert!(
+                line == "Exit status:"
+                    || line.starts_with("       ") && !line[7..].starts_with(' ')
+                    || line.starts_with("  ")
+                        && line[2..].starts_with(|c: char| c.is_ascii_digit()),
+                "neither an entry nor a continuation at the text column: {line:?}"
+            );
+        }
+        let entries = entries();
+        assert_eq!(entries.len(), 7);
+        assert_eq!(
+            entries[3],
+            (
+                "3",
+                "timed out: --timeout or --wait ended before the awaited datagrams or replies \
+                 arrived (listen: before --count, or before any datagram without --count)"
+                    .to_string()
+            )
+        );
     }
 
     #[test]

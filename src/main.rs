@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
 use clap::error::ErrorKind;
 
@@ -19,7 +19,13 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     logging::init(cli.verbose, cli.quiet);
-    let status = match run(cli) {
+    finish(run(cli))
+}
+
+/// The exit status of an outcome; an error is one `udpcat: error:` line on stderr, written
+/// in one write.
+fn finish(outcome: Result<Status>) -> ExitCode {
+    let status = match outcome {
         Ok(status) => status,
         Err(err) => match exit::status_of(&err) {
             // The reader of stdout has what it wanted.
@@ -52,40 +58,38 @@ fn run(cli: Cli) -> Result<Status> {
             send::run(config, &Signals::install()?)
         }
         Command::Completions { shell } => {
-            udpcat::cli::write_completions(shell, &mut io::stdout())?;
-            Ok(Status::Success)
+            let mut script = Vec::new();
+            udpcat::cli::write_completions(shell, &mut script)?;
+            write_stdout(&script)
         }
         Command::Man => {
-            udpcat::cli::write_man(&mut io::stdout())?;
-            Ok(Status::Success)
+            let mut page = Vec::new();
+            udpcat::cli::write_man(&mut page)?;
+            write_stdout(&page)
         }
     }
 }
 
-/// clap's errors as udpcat's: one `udpcat: error:` line (the value quoted in it escaped),
-/// then clap's usage line, exit 2. Help and version go to stdout as clap prints them.
+/// A generated document on stdout, flushed, so a full disk is an error that names stdout.
+fn write_stdout(document: &[u8]) -> Result<Status> {
+    let mut out = io::stdout().lock();
+    out.write_all(document)
+        .and_then(|()| out.flush())
+        .context("writing to stdout")?;
+    Ok(Status::Success)
+}
+
+/// clap's outcome when it does not return flags: help and version go to stdout as clap
+/// prints them (exit 0); every usage error is one `udpcat: error:` line, exit 2.
 fn usage_error(e: clap::Error) -> ExitCode {
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
-        || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-    {
-        let _ = e.print();
-        return ExitCode::from(e.exit_code() as u8);
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        return match e.print() {
+            Ok(()) => ExitCode::from(e.exit_code() as u8),
+            Err(io) => finish(Err(anyhow::Error::from(io).context("writing to stdout"))),
+        };
     }
-    let rendered = e.render().to_string();
-    // The message runs up to the first blank line; tips and usage follow it.
-    let (message, rest) = rendered.split_once("\n\n").unwrap_or((&rendered, ""));
-    let message = message.trim_start_matches("error: ");
-    let mut err = io::stderr().lock();
-    let _ = writeln!(
-        err,
-        "udpcat: error: {}",
-        output::escape_message(message.trim_end())
-    );
-    for line in rest
-        .lines()
-        .filter(|l| l.starts_with("Usage:") || l.starts_with("For more"))
-    {
-        let _ = writeln!(err, "{line}");
-    }
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let line = udpcat::cli::usage_error_line(e, &args);
+    logging::stderr_line(line.trim_end_matches('\n'));
     ExitCode::from(Status::Usage.code() as u8)
 }

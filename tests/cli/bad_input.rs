@@ -96,14 +96,6 @@ fn run_row(program: &str, pre: &[&str], args: &[String], input: &Input) -> Run {
     r
 }
 
-/// Lines clap prints under its error line for a usage error; they are help, not errors.
-fn usage_help(line: &str) -> bool {
-    line.trim().is_empty()
-        || line.starts_with("Usage:")
-        || line.starts_with("For more information")
-        || line.trim_start().starts_with("tip:")
-}
-
 /// What is wrong with `r` as the answer to a bad input (`None`: nothing).
 fn problems(r: &Run, code: i32, names: &[String], may_listen: bool) -> Vec<String> {
     let mut p = Vec::new();
@@ -148,9 +140,9 @@ fn problems(r: &Run, code: i32, names: &[String], may_listen: bool) -> Vec<Strin
         )),
     }
     for l in err.lines() {
-        let expected = l.starts_with("udpcat: error:")
-            || (may_listen && l.starts_with("listening on "))
-            || (code == 2 && usage_help(l));
+        // Usage errors (2) too: clap's usage and tips are folded into the one line.
+        let expected =
+            l.starts_with("udpcat: error:") || (may_listen && l.starts_with("listening on "));
         if !expected {
             p.push(format!("unexpected stderr line {l:?}"));
         }

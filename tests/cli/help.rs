@@ -207,6 +207,126 @@ fn long_help_has_examples_and_every_exit_status() {
     }
 }
 
+/// `udpcat ARGS` with COLUMNS as given (`None`: unset), stdout a pipe: clap then wraps
+/// help at COLUMNS, or at 100 columns without it.
+fn help_at(args: &[&str], columns: Option<&str>) -> String {
+    let mut cmd = udpcat(args);
+    cmd.stdin(Stdio::null());
+    match columns {
+        Some(c) => cmd.env("COLUMNS", c),
+        None => cmd.env_remove("COLUMNS"),
+    };
+    let out = cmd.output().expect("run udpcat");
+    assert_ok(
+        &format!("COLUMNS={columns:?} udpcat {}", args.join(" ")),
+        &out,
+    );
+    String::from_utf8(out.stdout).expect("help output is UTF-8")
+}
+
+/// The Exit status table of a help text: the lines after its heading up to a blank line or
+/// the end, whatever their indentation (a fragment wrapped to column 0 included).
+fn exit_table(help: &str) -> Vec<&str> {
+    help.lines()
+        .skip_while(|l| *l != "Exit status:")
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .collect()
+}
+
+/// The column where an entry's meaning starts (`  0    done: ...` -> 7).
+const EXIT_TEXT_COLUMN: usize = 7;
+
+/// In every `--help`, at the width clap picks into a pipe (100 without COLUMNS) and at 80
+/// columns, each line of the Exit status table is an entry (two spaces, a status, the
+/// meaning at the text column) or a continuation indented to the text column: clap's
+/// wrapping never leaves a bare fragment at column 0.
+#[test]
+fn exit_status_table_wraps_with_hanging_indentation() {
+    let mut problems = Vec::new();
+    for cmd in [&[][..], &["listen"], &["send"]] {
+        let mut args = cmd.to_vec();
+        args.push("--help");
+        for columns in [None, Some("80"), Some("100"), Some("200")] {
+            let help = help_at(&args, columns);
+            let table = exit_table(&help);
+            let mut codes = Vec::new();
+            for l in &table {
+                let indent = l.len() - l.trim_start().len();
+                let first = l.split_whitespace().next().unwrap_or_default();
+                let text_at = l[indent + first.len()..]
+                    .find(|c: char| c != ' ')
+                    .map(|i| indent + first.len() + i);
+                let entry =
+                    indent == 2 && EXIT_CODES.contains(&first) && text_at == Some(EXIT_TEXT_COLUMN);
+                let continuation = indent == EXIT_TEXT_COLUMN;
+                if entry {
+                    codes.push(first);
+                } else if !continuation {
+                    problems.push(format!(
+                        "COLUMNS={columns:?} udpcat {}: {l:?} is neither an entry nor a \
+                         continuation at column {EXIT_TEXT_COLUMN}",
+                        args.join(" ")
+                    ));
+                }
+            }
+            if codes != EXIT_CODES {
+                problems.push(format!(
+                    "COLUMNS={columns:?} udpcat {}: entries {codes:?}, want {EXIT_CODES:?}{}",
+                    args.join(" "),
+                    show(help.as_bytes())
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The exit statuses of `udpcat --help` as (status, meaning), continuations joined.
+fn exit_entries(help: &str) -> Vec<(String, String)> {
+    let mut entries: Vec<(String, String)> = Vec::new();
+    for l in exit_table(help) {
+        match entries.last_mut() {
+            Some((_, meaning)) if l.starts_with("   ") => {
+                meaning.push(' ');
+                meaning.push_str(l.trim());
+            }
+            _ => {
+                let (code, meaning) = l.trim().split_once(' ').unwrap_or((l.trim(), ""));
+                entries.push((code.to_string(), meaning.trim().to_string()));
+            }
+        }
+    }
+    entries
+}
+
+/// README's Exit status table says what `--help` says, in the same words (README may put
+/// flags in backticks).
+#[test]
+fn readme_exit_status_table_matches_help() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("read README.md");
+    let rows: Vec<(String, String)> = readme
+        .lines()
+        .skip_while(|l| l.trim() != "## Exit status")
+        .skip(1)
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2) // header and separator
+        .map(|l| {
+            let cells: Vec<&str> = l.trim().trim_matches('|').split(" | ").collect();
+            let cell = |i: usize| cells.get(i).unwrap_or(&"").trim().replace('`', "");
+            (cell(0), cell(1))
+        })
+        .collect();
+    let help = help_at(&["--help"], Some("200"));
+    assert_eq!(
+        rows,
+        exit_entries(&help),
+        "README.md's Exit status table and `udpcat --help` differ"
+    );
+}
+
 /// Every flag an example in `--help` uses is one that its subcommand declares.
 #[test]
 fn help_examples_use_only_real_flags() {
@@ -371,9 +491,9 @@ fn unknown_shell_is_a_usage_error() {
     assert!(out.stdout.is_empty(), "{}", show(&out.stdout));
 }
 
-/// `man -l -` renders the page; it needs man-db (`apt-get install man-db`).
-#[test]
-fn man_page_renders_with_exit_status_and_examples() {
+/// `udpcat man` rendered as plain text by `man -l -` at 80 columns; it needs man-db
+/// (`apt-get install man-db`).
+fn rendered_man() -> String {
     let roff = udpcat(&["man"])
         .stdin(Stdio::null())
         .output()
@@ -410,25 +530,37 @@ fn man_page_renders_with_exit_status_and_examples() {
     let out = man.wait_with_output().expect("wait for man");
     assert_ok("udpcat man | man --warnings -l -", &out);
     // Without a terminal man prints plain text; strip overstrikes in case it does not.
-    let text = strip_overstrike(&String::from_utf8_lossy(&out.stdout));
-    let headings: Vec<&str> = text
-        .lines()
+    strip_overstrike(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The section headings of a rendered man page (lines that start with a capital letter).
+fn man_headings(text: &str) -> Vec<&str> {
+    text.lines()
         .filter(|l| l.chars().next().is_some_and(|c| c.is_ascii_uppercase()))
         .map(str::trim_end)
-        .collect();
+        .collect()
+}
+
+/// The lines of a rendered man page's section `heading`, up to the next heading.
+fn man_section<'a>(text: &'a str, heading: &str) -> Vec<&'a str> {
+    text.lines()
+        .skip_while(|l| l.trim_end() != heading)
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with(' '))
+        .collect()
+}
+
+#[test]
+fn man_page_renders_with_exit_status_and_examples() {
+    let text = rendered_man();
+    let headings = man_headings(&text);
     for heading in ["NAME", "SYNOPSIS", "EXAMPLES", "EXIT STATUS"] {
         assert!(
             headings.contains(&heading),
             "the rendered man page has no {heading} section (sections: {headings:?})"
         );
     }
-    let exit = text
-        .lines()
-        .skip_while(|l| l.trim_end() != "EXIT STATUS")
-        .skip(1)
-        .take_while(|l| l.is_empty() || l.starts_with(' '))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let exit = man_section(&text, "EXIT STATUS").join("\n");
     for code in EXIT_CODES {
         assert!(
             exit.split_whitespace().any(|w| w == *code),
@@ -441,6 +573,72 @@ fn man_page_renders_with_exit_status_and_examples() {
             "the rendered man page does not mention {word}"
         );
     }
+}
+
+/// The man page describes its commands itself: no pointers to udpcat-listen(1) and the like
+/// (no such pages exist), no `help` entry, and listen's and send's options found under
+/// their headings on the same page.
+#[test]
+fn man_page_describes_each_command_in_place() {
+    let text = rendered_man();
+    assert!(
+        !text.contains("udpcat-"),
+        "the man page refers to pages that do not exist (udpcat-...(1)):\n{text}"
+    );
+    let headings = man_headings(&text);
+    for heading in ["COMMANDS", "LISTEN OPTIONS", "SEND OPTIONS"] {
+        assert!(
+            headings.contains(&heading),
+            "the rendered man page has no {heading} section (sections: {headings:?})"
+        );
+    }
+    let commands = man_section(&text, "COMMANDS");
+    // Entries sit at the section's indentation, their text deeper.
+    let entries: Vec<&str> = commands
+        .iter()
+        .filter(|l| l.starts_with("       ") && !l.starts_with("        "))
+        .map(|l| l.trim())
+        .collect();
+    let names: Vec<&str> = entries
+        .iter()
+        .map(|e| e.split_whitespace().nth(1).unwrap_or_default())
+        .collect();
+    assert_eq!(
+        names,
+        ["listen", "send", "completions", "man"],
+        "COMMANDS entries: {entries:#?}"
+    );
+    let body = commands.join(" ");
+    let body = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    for pointer in ["LISTEN OPTIONS", "SEND OPTIONS"] {
+        assert!(
+            body.contains(pointer),
+            "the COMMANDS section does not point to {pointer}:\n{}",
+            commands.join("\n")
+        );
+    }
+}
+
+/// Each exit status in the man page is one entry: its continuation lines (in exit::TABLE,
+/// lines indented to the text column) join it instead of showing up as entries of their own.
+#[test]
+fn man_page_exit_status_entries_are_whole() {
+    let text = rendered_man();
+    let section = man_section(&text, "EXIT STATUS");
+    let mut codes = Vec::new();
+    for l in section.iter().filter(|l| !l.trim().is_empty()) {
+        if l.starts_with("              ") {
+            continue; // the entry's text, wrapped by man
+        }
+        let tag = l.split_whitespace().next().unwrap_or_default();
+        assert!(
+            l.starts_with("       ") && EXIT_CODES.contains(&tag),
+            "{l:?} is shown as an entry of EXIT STATUS but is no exit status:\n{}",
+            section.join("\n")
+        );
+        codes.push(tag);
+    }
+    assert_eq!(codes, EXIT_CODES, "{}", section.join("\n"));
 }
 
 /// `N\bN` (bold) and `_\bx` (underline) as plain characters.
@@ -493,6 +691,53 @@ fn documents_into_a_closed_pipe_exit_0_quietly() {
     assert!(
         problems.is_empty(),
         "into a closed pipe, these should exit 0 with nothing on stderr:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+/// `udpcat man >/dev/full`: a write to stdout that fails for any reason but a closed pipe is
+/// exit 1 with one error line naming stdout and why.
+#[test]
+fn documents_into_a_full_disk_fail_naming_stdout() {
+    let cases: &[&[&str]] = &[
+        &["man"],
+        &["completions", "bash"],
+        &["completions", "zsh"],
+        &["--help"],
+        &["listen", "--help"],
+        &["--version"],
+    ];
+    let mut problems = Vec::new();
+    for args in cases {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("open /dev/full");
+        let out = udpcat(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(full))
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run udpcat");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let one_line = err.lines().count() == 1 && err.ends_with('\n');
+        if out.status.code() != Some(1)
+            || !one_line
+            || !err.starts_with("udpcat: error: writing to stdout: ")
+            || !err.contains("No space left on device")
+        {
+            problems.push(format!(
+                "udpcat {}: status {:?}, stderr {}",
+                args.join(" "),
+                out.status,
+                show(&out.stderr)
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "with stdout on /dev/full, these should exit 1 with one line \
+         `udpcat: error: writing to stdout: No space left on device ...`:\n  {}",
         problems.join("\n  ")
     );
 }
