@@ -40,7 +40,8 @@ pub struct Config {
     /// Largest payload for the destination's family.
     pub max: usize,
     pub repeat: u64,
-    pub interval: Option<Duration>,
+    /// --rate: datagrams per second.
+    pub rate: Option<f64>,
     pub reply: bool,
     pub wait: Option<Duration>,
     pub timeout: Duration,
@@ -139,7 +140,7 @@ impl Config {
             encoding,
             max,
             repeat: args.repeat,
-            interval: args.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
+            rate: args.rate,
             reply: args.reply,
             wait: args.wait,
             timeout: args.timeout.unwrap_or(DEFAULT_REPLY_TIMEOUT),
@@ -186,7 +187,8 @@ struct Session<'a> {
     /// Made on the first receive: a plain send never needs its buffers.
     receiver: Option<Receiver>,
     stats: Stats,
-    next_send: Option<Instant>,
+    /// --rate's schedule.
+    schedule: Option<Schedule>,
     eager_flush: bool,
     /// The socket's SO_RCVTIMEO as last set.
     read_timeout: Option<Duration>,
@@ -226,7 +228,7 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
         printer: Printer::new(opts),
         receiver: None,
         stats: Stats::default(),
-        next_send: None,
+        schedule: cfg.rate.map(Schedule::new),
         eager_flush: !net::is_dev_null(io::stdout().as_fd()),
         read_timeout: None,
     };
@@ -318,9 +320,11 @@ impl Session<'_> {
                 return Ok(());
             }
             self.flush_before_blocking()?;
+            self.idle();
             if net::wait(&[stdin.as_fd()], None, self.signals.fd(), None)? == net::Wake::Signal {
                 self.check_signal()?;
             }
+            self.resume();
             if let Err(e) = framer.fill(&mut stdin) {
                 let sent = plural(self.stats.sent, "datagram");
                 return Err(anyhow!("reading stdin: {e}; {sent} sent"));
@@ -328,27 +332,30 @@ impl Session<'_> {
         }
     }
 
-    /// Sends the records `ranges` of `buf`, each `--repeat` times: in sendmmsg batches, or
-    /// one at a time when --reply or --rate needs each datagram on its own.
+    /// Sends the records `ranges` of `buf`, each `--repeat` times: in sendmmsg batches (with
+    /// --rate, batches of the datagrams due), or one at a time when --reply needs each
+    /// datagram on its own.
     fn send_records(&mut self, buf: &[u8], ranges: &[Range<usize>]) -> Result<()> {
-        if self.cfg.reply || self.cfg.interval.is_some() {
+        if self.cfg.reply {
             for r in ranges {
                 self.send_record(&buf[r.clone()])?;
             }
             return Ok(());
         }
+        let copies = usize::try_from(self.cfg.repeat).unwrap_or(usize::MAX);
+        let mut datagrams = ranges
+            .iter()
+            .flat_map(|r| std::iter::repeat_n(&buf[r.clone()], copies))
+            .peekable();
         let mut batch: Vec<&[u8]> = Vec::with_capacity(net::BATCH);
-        for r in ranges {
-            for _ in 0..self.cfg.repeat {
-                batch.push(&buf[r.clone()]);
-                if batch.len() == net::BATCH {
-                    self.send_batch(&batch)?;
-                    batch.clear();
-                    self.check_signal()?;
-                }
-            }
+        while datagrams.peek().is_some() {
+            let due = self.await_due()?;
+            batch.clear();
+            batch.extend(datagrams.by_ref().take(due));
+            self.send_batch(&batch)?;
+            self.check_signal()?;
         }
-        self.send_batch(&batch)
+        Ok(())
     }
 
     fn send_batch(&mut self, batch: &[&[u8]]) -> Result<()> {
@@ -358,6 +365,9 @@ impl Session<'_> {
             Ok(()) => batch.len(),
             Err((n, _)) => *n,
         };
+        if let Some(s) = &mut self.schedule {
+            s.sent(sent as u64, Instant::now());
+        }
         self.stats.sent += sent as u64;
         self.stats.bytes += batch[..sent].iter().map(|p| p.len() as u64).sum::<u64>();
         result.map_err(|(_, e)| self.send_error(e))
@@ -366,7 +376,7 @@ impl Session<'_> {
     fn send_record(&mut self, payload: &[u8]) -> Result<()> {
         for _ in 0..self.cfg.repeat {
             self.check_signal()?;
-            self.pace()?;
+            self.await_due()?;
             if self.cfg.reply {
                 // Whatever is queued now answers an earlier datagram (late, or a duplicate):
                 // print it, but do not take it as this datagram's reply.
@@ -385,8 +395,13 @@ impl Session<'_> {
             }
             self.stats.sent += 1;
             self.stats.bytes += payload.len() as u64;
+            if let Some(s) = &mut self.schedule {
+                s.sent(1, Instant::now());
+            }
             if self.cfg.reply {
+                self.idle();
                 self.await_reply(sent_at)?;
+                self.resume();
             }
         }
         Ok(())
@@ -409,24 +424,44 @@ impl Session<'_> {
         }
     }
 
-    /// With --rate, waits until the next datagram is due (never bursting to catch up).
-    fn pace(&mut self) -> Result<()> {
-        let Some(interval) = self.cfg.interval else {
-            return Ok(());
-        };
-        if let Some(due) = self.next_send {
-            loop {
-                let now = Instant::now();
-                if now >= due {
-                    break;
-                }
-                if net::wait(&[], None, self.signals.fd(), Some(due - now))? == net::Wake::Signal {
+    /// How many datagrams may go out now, at most one batch: with --rate, after waiting
+    /// until at least one is due.
+    fn await_due(&mut self) -> Result<usize> {
+        loop {
+            let now = Instant::now();
+            let left = match &mut self.schedule {
+                None => return Ok(net::BATCH),
+                Some(s) => match s.due(now) {
+                    0 => s.until_due(now),
+                    n => return Ok(usize::try_from(n).unwrap_or(usize::MAX).min(net::BATCH)),
+                },
+            };
+            if left >= Duration::from_millis(2) {
+                // poll, which a signal ends, in whole milliseconds, leaving the last one or
+                // two for a precise sleep: poll cannot wait less than a millisecond.
+                let whole = u64::try_from(left.as_millis() - 1).unwrap_or(u64::MAX);
+                let whole = Duration::from_millis(whole);
+                if net::wait(&[], None, self.signals.fd(), Some(whole))? == net::Wake::Signal {
                     self.check_signal()?;
                 }
+            } else {
+                std::thread::sleep(left);
             }
         }
-        self.next_send = Some(Instant::now() + interval);
-        Ok(())
+    }
+
+    /// udpcat starts waiting for something other than the schedule (input, a reply).
+    fn idle(&mut self) {
+        if let Some(s) = &mut self.schedule {
+            s.idle(Instant::now());
+        }
+    }
+
+    /// The wait `idle` announced is over.
+    fn resume(&mut self) {
+        if let Some(s) = &mut self.schedule {
+            s.resume(Instant::now());
+        }
     }
 
     fn await_reply(&mut self, sent_at: Instant) -> Result<()> {
@@ -595,5 +630,237 @@ impl Session<'_> {
             );
         }
         crate::logging::stderr_line(line);
+    }
+}
+
+/// How much lateness --rate catches up. Far more than a sleep oversleeps (50 µs of timer
+/// slack) and more than the scheduling delays of a busy machine (a few milliseconds on two
+/// shared cores), so the lateness udpcat suffers is made up and the average rate stays
+/// exact; small enough that catching up cuts no gap short by more than this (a tenth of the
+/// gap at 20/s), so a slow rate stays evenly spaced. Lateness beyond it (the process was
+/// stopped, the machine is overloaded) is dropped from the schedule, not caught up.
+const SLACK: Duration = Duration::from_millis(5);
+
+/// --rate's absolute schedule: datagram k after the anchor is due k/N seconds after it.
+///
+/// Lateness of udpcat's own making (a sleep that overran, a slow system call, a scheduler
+/// delay) is made up by sending every datagram that is due at once, so the average rate is
+/// exact and does not drift. Time spent waiting for input or for a reply is not lateness:
+/// the schedule is shifted by it (see `idle`), so a record that comes late goes at once and
+/// the next keeps its full gap. Falling more than `SLACK` behind for any other reason, seen
+/// before a send or after it, moves the schedule so that only `SLACK` is caught up, rather
+/// than bursting.
+#[derive(Debug)]
+struct Schedule {
+    /// Nanoseconds between datagrams, unrounded (due times are computed from it, never
+    /// accumulated, so 1/3 s does not drift).
+    interval: f64,
+    /// When datagram 0 was due, moved on by the time that is not caught up (idle waits,
+    /// lateness beyond `SLACK`); set by the first datagram.
+    anchor: Option<Instant>,
+    /// Datagrams sent since the anchor.
+    sent: u64,
+    /// Since when udpcat has been waiting for input or a reply.
+    idle_since: Option<Instant>,
+}
+
+impl Schedule {
+    fn new(rate: f64) -> Self {
+        Schedule {
+            interval: 1e9 / rate,
+            anchor: None,
+            sent: 0,
+            idle_since: None,
+        }
+    }
+
+    /// Nanoseconds from the anchor to `at`.
+    fn since_anchor(anchor: Instant, at: Instant) -> f64 {
+        at.saturating_duration_since(anchor).as_nanos() as f64
+    }
+
+    /// How many datagrams are due at `now` and not yet sent (0: wait `until_due(now)`).
+    fn due(&mut self, now: Instant) -> u64 {
+        let Some(anchor) = self.anchor else {
+            self.anchor = Some(now);
+            return 1;
+        };
+        let next = self.sent as f64 * self.interval;
+        let anchor = self.forgive(anchor, Self::since_anchor(anchor, now) - next);
+        let elapsed = Self::since_anchor(anchor, now);
+        // The same comparison as `until_due`, so a wait it asked for always ends with one due.
+        if elapsed < next {
+            return 0;
+        }
+        // Datagrams 0..=floor(elapsed / interval) are due by now.
+        let due = ((elapsed / self.interval).floor() as u64 + 1).max(self.sent + 1);
+        due - self.sent
+    }
+
+    /// How long from `now` until the next datagram is due.
+    fn until_due(&self, now: Instant) -> Duration {
+        let Some(anchor) = self.anchor else {
+            return Duration::ZERO;
+        };
+        let left = self.sent as f64 * self.interval - Self::since_anchor(anchor, now);
+        // Rounded up, so the wait never ends a hair early (a float to int cast saturates).
+        Duration::from_nanos(left.max(0.0).ceil() as u64)
+    }
+
+    /// `n` datagrams went out; the last of them left at `now`. Lateness seen only now
+    /// (udpcat lost the processor between deciding and sending) is limited to `SLACK` too,
+    /// so the next datagram's gap is not cut short by more.
+    fn sent(&mut self, n: u64, now: Instant) {
+        let Some(anchor) = self.anchor.filter(|_| n > 0) else {
+            return;
+        };
+        self.sent += n;
+        let last = (self.sent - 1) as f64 * self.interval;
+        self.forgive(anchor, Self::since_anchor(anchor, now) - last);
+    }
+
+    /// Being `late` nanoseconds behind, moves the anchor so that no more than `SLACK` is
+    /// left to catch up. Returns the anchor.
+    fn forgive(&mut self, anchor: Instant, late: f64) -> Instant {
+        let excess = late - SLACK.as_nanos() as f64;
+        if excess <= 0.0 {
+            return anchor;
+        }
+        tracing::debug!(
+            "--rate: {:.3} ms behind schedule; catching up {SLACK:?} of it",
+            late / 1e6
+        );
+        let moved = anchor + Duration::from_nanos(excess as u64);
+        self.anchor = Some(moved);
+        moved
+    }
+
+    /// udpcat starts waiting for input or a reply at `now`.
+    fn idle(&mut self, now: Instant) {
+        if self.anchor.is_some() {
+            self.idle_since = Some(now);
+        }
+    }
+
+    /// The wait `idle` announced ended at `now`. The part of it past the moment the next
+    /// datagram was due shifts the schedule: the next datagram is due now, and lateness
+    /// from before the wait (if any) is still made up.
+    fn resume(&mut self, now: Instant) {
+        let (Some(since), Some(anchor)) = (self.idle_since.take(), self.anchor) else {
+            return;
+        };
+        let next = self.sent as f64 * self.interval;
+        let from = Self::since_anchor(anchor, since).max(next);
+        let shift = Self::since_anchor(anchor, now) - from;
+        if shift > 0.0 {
+            self.anchor = Some(anchor + Duration::from_nanos(shift as u64));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: f64) -> Duration {
+        Duration::from_nanos((n * 1e6).round() as u64)
+    }
+
+    /// A schedule at `rate` whose first datagram went out at `t0`.
+    fn started(rate: f64, t0: Instant) -> Schedule {
+        let mut s = Schedule::new(rate);
+        assert_eq!(s.until_due(t0), Duration::ZERO);
+        assert_eq!(s.due(t0), 1);
+        s.sent(1, t0);
+        s
+    }
+
+    #[test]
+    fn first_datagram_is_due_at_once_then_one_per_interval() {
+        let t0 = Instant::now();
+        let mut s = started(100.0, t0);
+        assert_eq!(s.due(t0 + ms(9.9)), 0);
+        assert_eq!(s.until_due(t0 + ms(4.0)), ms(6.0));
+        assert_eq!(s.due(t0 + ms(10.0)), 1);
+        // 1.5 ms late at 1000/s (within the slack): every datagram due goes at once.
+        let mut s = started(1000.0, t0);
+        assert_eq!(s.due(t0 + ms(2.5)), 2);
+        s.sent(2, t0 + ms(2.5));
+        assert_eq!(s.until_due(t0 + ms(2.5)), ms(0.5));
+        assert_eq!(s.due(t0 + ms(7.5)), 5);
+    }
+
+    #[test]
+    fn a_third_of_a_second_does_not_drift() {
+        let t0 = Instant::now();
+        let mut s = started(3.0, t0);
+        // Keeping to the schedule for 3 million datagrams (11.6 days): datagram k is due
+        // at k/3 s within a nanosecond, not k times a rounded third.
+        for k in 1..3_000_000u64 {
+            let exact = (u128::from(k) * 1_000_000_000).div_ceil(3);
+            let at = s.until_due(t0);
+            assert!(
+                at.as_nanos().abs_diff(exact) <= 1,
+                "datagram {k} due at {at:?}"
+            );
+            assert_eq!(
+                s.due(t0 + at - Duration::from_nanos(1)),
+                0,
+                "datagram {k} early"
+            );
+            assert_eq!(s.due(t0 + at), 1, "datagram {k}");
+            s.sent(1, t0 + at);
+        }
+    }
+
+    #[test]
+    fn far_behind_catches_up_only_the_slack() {
+        let t0 = Instant::now();
+        let mut s = started(10.0, t0);
+        // 30 ms late for the second: it goes now, the next 95 ms later (5 ms made up).
+        assert_eq!(s.due(t0 + ms(130.0)), 1);
+        s.sent(1, t0 + ms(130.0));
+        assert_eq!(s.until_due(t0 + ms(130.0)), ms(95.0));
+        // 100,000 per second: 4.5 ms late is 450 datagrams to catch up; 500 ms late (the
+        // process was stopped) is 5 ms of them, 500, not 50,000.
+        let mut s = started(100_000.0, t0);
+        assert_eq!(s.due(t0 + ms(4.5)), 450);
+        assert_eq!(s.due(t0 + ms(500.0)), 501);
+    }
+
+    #[test]
+    fn a_datagram_that_left_late_does_not_cut_the_next_gap_short() {
+        let t0 = Instant::now();
+        let mut s = started(10.0, t0);
+        assert_eq!(s.due(t0 + ms(100.0)), 1);
+        // Due and decided on time, but out 30 ms late: the next gap is 95 ms, not 70.
+        s.sent(1, t0 + ms(130.0));
+        assert_eq!(s.until_due(t0 + ms(130.0)), ms(95.0));
+        // 4 ms late is made up in full.
+        assert_eq!(s.due(t0 + ms(226.0)), 1);
+        s.sent(1, t0 + ms(229.0));
+        assert_eq!(s.until_due(t0 + ms(229.0)), ms(96.0));
+    }
+
+    #[test]
+    fn waiting_for_input_shifts_the_schedule() {
+        let t0 = Instant::now();
+        let mut s = started(10.0, t0);
+        // Input came 50 ms after the next datagram was due: it goes now, the next 100 ms on.
+        s.idle(t0 + ms(1.0));
+        s.resume(t0 + ms(150.0));
+        assert_eq!(s.due(t0 + ms(150.0)), 1);
+        s.sent(1, t0 + ms(150.0));
+        assert_eq!(s.due(t0 + ms(249.0)), 0);
+        assert_eq!(s.until_due(t0 + ms(150.0)), ms(100.0));
+        // Input that came before the next was due changes nothing.
+        s.idle(t0 + ms(160.0));
+        s.resume(t0 + ms(200.0));
+        assert_eq!(s.until_due(t0 + ms(200.0)), ms(50.0));
+        // Lateness from before the wait is still made up: 3.5 ms late when the wait began.
+        let mut s = started(1000.0, t0);
+        s.idle(t0 + ms(4.5));
+        s.resume(t0 + ms(500.0));
+        assert_eq!(s.due(t0 + ms(500.0)), 4);
     }
 }

@@ -1,6 +1,7 @@
 //! `udpcat send`: MESSAGE and stdin framing, input errors, live sending, options, replies.
 
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use crate::util::*;
 
@@ -238,6 +239,205 @@ fn rate_limited_sending_still_delivers_everything_in_order() {
     let r = send_to_peer(&peer, &["--rate", "200"], &[], b"1\n2\n3\n4\n5\n");
     r.check(0, Expect::Empty, Expect::Empty);
     assert_eq!(drain(&peer), payloads([b"1", b"2", b"3", b"4", b"5"]));
+}
+
+/// Receives `n` datagrams on `peer`, each with the moment the kernel took it in
+/// (SO_TIMESTAMPNS), so a test thread that wakes late does not change the gaps it sees.
+#[track_caller]
+fn arrivals(peer: &std::net::UdpSocket, n: usize) -> Vec<(Vec<u8>, Duration)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, setsockopt};
+    use std::os::fd::{AsFd, AsRawFd};
+    setsockopt(
+        &peer.as_fd(),
+        nix::sys::socket::sockopt::ReceiveTimestampns,
+        &true,
+    )
+    .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let msg = match recvmsg::<SockaddrStorage>(
+            peer.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::empty(),
+        ) {
+            Ok(m) => m,
+            // The test process may be stopped and continued by whatever shares the machine.
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => panic!(
+                "datagram {} of {n} did not reach {:?} within {RECV_SAFETY:?}: {e}",
+                out.len() + 1,
+                peer.local_addr()
+            ),
+        };
+        let at = msg.cmsgs().unwrap().find_map(|c| match c {
+            ControlMessageOwned::ScmTimestampns(t) => Some(Duration::from(t)),
+            _ => None,
+        });
+        let len = msg.bytes;
+        let at = at.expect("SO_TIMESTAMPNS gave no timestamp");
+        out.push((buf[..len].to_vec(), at));
+    }
+    out
+}
+
+/// Seconds from the first arrival to the last.
+fn span(a: &[(Vec<u8>, Duration)]) -> f64 {
+    match (a.first(), a.last()) {
+        (Some(f), Some(l)) => (l.1.saturating_sub(f.1)).as_secs_f64(),
+        _ => 0.0,
+    }
+}
+
+/// Gaps between consecutive arrivals, in seconds.
+fn gaps(a: &[(Vec<u8>, Duration)]) -> Vec<f64> {
+    a.windows(2)
+        .map(|w| w[1].1.saturating_sub(w[0].1).as_secs_f64())
+        .collect()
+}
+
+/// --rate keeps an absolute schedule, so 1000 datagrams at 10,000/s take 0.0999 s from first
+/// to last: never less (never faster than asked), and not much more. The limits are wide on
+/// purpose (a shared machine); a sleep from "now" for whole milliseconds each time took ~1.1 s.
+#[test]
+fn rate_10000_sends_1000_lines_in_a_tenth_of_a_second() {
+    let peer = udp4();
+    let to = local(&peer);
+    let input: Vec<u8> = (0..1000)
+        .flat_map(|i| format!("{i}\n").into_bytes())
+        .collect();
+    let mut p = Proc::spawn(udpcat(&["send", "--rate", "10000", &to]));
+    p.write_stdin(&input);
+    p.close_stdin();
+    let got = arrivals(&peer, 1000);
+    p.finish().check(0, Expect::Empty, Expect::Empty);
+    let want: Vec<Vec<u8>> = (0..1000).map(|i| format!("{i}").into_bytes()).collect();
+    let payloads: Vec<Vec<u8>> = got.iter().map(|(p, _)| p.clone()).collect();
+    assert_eq!(payloads, want);
+    let s = span(&got);
+    assert!(
+        (0.0999 * 0.98..0.5).contains(&s),
+        "1000 datagrams at --rate 10000 took {s:.4} s first to last (0.0999 s asked)"
+    );
+    assert!(drain(&peer).is_empty());
+}
+
+/// Each --repeat copy counts as a datagram for --rate, and copies go out in batches without
+/// running ahead of the schedule.
+#[test]
+fn rate_counts_each_repeated_copy() {
+    let peer = udp4();
+    let mut p = Proc::spawn(udpcat(&[
+        "send",
+        "--rate",
+        "5000",
+        "-n",
+        "500",
+        &local(&peer),
+        "copy",
+    ]));
+    let got = arrivals(&peer, 500);
+    p.close_stdin();
+    p.finish().check(0, Expect::Empty, Expect::Empty);
+    assert!(got.iter().all(|(p, _)| p == b"copy"));
+    let s = span(&got);
+    assert!(
+        (0.0998 * 0.98..0.5).contains(&s),
+        "500 copies at --rate 5000 took {s:.4} s first to last (0.0998 s asked)"
+    );
+    assert!(drain(&peer).is_empty());
+}
+
+/// A rate whose gap is not a whole number of milliseconds (3.33 ms) is kept on average: the
+/// wait is not rounded to milliseconds, and lateness is made up (a wait rounded up to 4 ms
+/// gave 250/s, a sixth slow).
+#[test]
+fn rate_300_is_kept_on_average() {
+    let peer = udp4();
+    let input: Vec<u8> = (0..150)
+        .flat_map(|i| format!("{i}\n").into_bytes())
+        .collect();
+    let mut p = Proc::spawn(udpcat(&["send", "--rate", "300", &local(&peer)]));
+    p.write_stdin(&input);
+    p.close_stdin();
+    let got = arrivals(&peer, 150);
+    p.finish().check(0, Expect::Empty, Expect::Empty);
+    let s = span(&got);
+    let want = 149.0 / 300.0;
+    assert!(
+        (want * 0.98..want * 1.08).contains(&s),
+        "150 datagrams at --rate 300 took {s:.4} s first to last ({want:.4} s asked)"
+    );
+}
+
+/// Input that comes late (stdin idle past the time the next datagram was due) re-anchors the
+/// schedule: the late record goes at once and the ones after it keep the full gap, with no
+/// catch-up burst.
+#[test]
+fn rate_does_not_burst_after_idle_input() {
+    let peer = udp4();
+    let mut p = Proc::spawn(udpcat(&["send", "--rate", "10", &local(&peer)]));
+    p.write_stdin(b"1\n");
+    assert_eq!(recv(&peer).0, b"1");
+    // Idle input is what this test is about: the next record comes 150 ms after the first
+    // datagram, 50 ms after it was due.
+    std::thread::sleep(Duration::from_millis(150));
+    p.write_stdin(b"2\n3\n4\n");
+    p.close_stdin();
+    let got = arrivals(&peer, 3);
+    p.finish().check(0, Expect::Empty, Expect::Empty);
+    let payloads: Vec<&[u8]> = got.iter().map(|(p, _)| p.as_slice()).collect();
+    assert_eq!(payloads, [b"2", b"3", b"4"]);
+    for g in gaps(&got) {
+        assert!(
+            g >= 0.08,
+            "gaps {:?} s at --rate 10 (0.1 s asked)",
+            gaps(&got)
+        );
+    }
+}
+
+/// At a slow rate each datagram waits its turn: 20 per second is a 50 ms gap. Lateness is
+/// caught up by at most 5 ms, so even on a busy machine no gap is shorter than 45 ms (less
+/// a millisecond here for the timestamps).
+#[test]
+fn rate_20_spaces_datagrams_evenly() {
+    let peer = udp4();
+    let mut p = Proc::spawn(udpcat(&["send", "--rate", "20", &local(&peer)]));
+    p.write_stdin(b"a\nb\nc\nd\ne\n");
+    p.close_stdin();
+    let got = arrivals(&peer, 5);
+    p.finish().check(0, Expect::Empty, Expect::Empty);
+    for g in gaps(&got) {
+        assert!(
+            g >= 0.044,
+            "gaps {:?} s at --rate 20 (0.05 s asked)",
+            gaps(&got)
+        );
+    }
+}
+
+/// A slow rate still stops promptly on SIGINT (the wait for the next datagram, 10 s away,
+/// is one a signal ends), with the status for SIGINT.
+#[test]
+fn sigint_stops_a_slow_rate_promptly() {
+    let peer = udp4();
+    let mut p = Proc::spawn(udpcat(&["send", "--rate", "0.1", &local(&peer)]));
+    p.write_stdin(b"now\nin ten seconds\n");
+    p.close_stdin();
+    assert_eq!(recv(&peer).0, b"now");
+    let asked = Instant::now();
+    p.signal(nix::sys::signal::Signal::SIGINT);
+    p.finish().check(130, Expect::Empty, Expect::Empty);
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "stopped {took:?} after SIGINT"
+    );
+    assert!(drain(&peer).is_empty());
 }
 
 #[test]

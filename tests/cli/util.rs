@@ -599,15 +599,20 @@ pub fn with_free_port4<T>(mut attempt: impl FnMut(u16) -> (T, bool)) -> T {
 #[track_caller]
 pub fn recv(s: &UdpSocket) -> (Vec<u8>, SocketAddr) {
     let mut buf = vec![0; 65536];
-    match s.recv_from(&mut buf) {
-        Ok((n, from)) => {
-            buf.truncate(n);
-            (buf, from)
+    loop {
+        match s.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                buf.truncate(n);
+                return (buf, from);
+            }
+            // A receive with a timeout (SO_RCVTIMEO) fails with EINTR when the test process
+            // is stopped and continued, even with no signal handler (signal(7)).
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => panic!(
+                "no datagram reached {:?} within {RECV_SAFETY:?}: {e}",
+                s.local_addr()
+            ),
         }
-        Err(e) => panic!(
-            "no datagram reached {:?} within {RECV_SAFETY:?}: {e}",
-            s.local_addr()
-        ),
     }
 }
 
