@@ -5,7 +5,6 @@
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -16,7 +15,7 @@ use crate::addr::{self, Family, Host};
 use crate::cli::{Format, ListenArgs};
 use crate::exit::{self, Fail, Status};
 use crate::logging;
-use crate::net::{self, ListenOptions, Listener, Receiver};
+use crate::net::{self, ListenOptions, Listener, Poller, Receiver};
 use crate::output::{self, Datagram, Printer};
 use crate::signal::Signals;
 
@@ -160,8 +159,9 @@ struct Stats {
     datagrams: u64,
     bytes: u64,
     refused: u64,
-    /// Per socket, the kernel's cumulative drop counter (SO_RXQ_OVFL, then /proc at exit).
-    drops: Vec<u64>,
+    /// Per socket, the kernel's cumulative drop counter (SO_RXQ_OVFL, then /proc at exit),
+    /// where the system keeps one.
+    drops: Vec<Option<u64>>,
 }
 
 /// stdout buffer of listen.
@@ -172,21 +172,25 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
         // A script waiting for the file must never read an earlier run's address as fresh.
         remove_stale(path)?;
     }
-    let listeners = bind_all(&cfg)?;
+    let mut listeners = bind_all(&cfg)?;
+    let mut poller = Poller::new().context("starting the event loop")?;
+    for (i, l) in listeners.iter_mut().enumerate() {
+        poller
+            .add_socket(&mut l.socket, i)
+            .with_context(|| format!("watching {}", l.local))?;
+    }
+    signals.register(&poller).context("watching for signals")?;
+    poller.watch_stdout().context("watching stdout")?;
     announce(&cfg, &listeners)?;
 
-    let stdout_fd = io::stdout()
-        .as_fd()
-        .try_clone_to_owned()
-        .context("opening stdout")?;
     let mut opts = cfg.output;
     opts.escape = opts.format == Format::Text && io::stdout().is_terminal();
     let mut printer = Printer::new(opts);
     // Records smaller than this are gathered into few writes; larger payloads (bulk
     // datagrams) go straight from the receive buffer, skipping a copy.
-    let mut out = BufWriter::with_capacity(OUTPUT_BUFFER, File::from(stdout_fd));
+    let mut out = BufWriter::with_capacity(OUTPUT_BUFFER, net::stdout().context("opening stdout")?);
     let mut stats = Stats {
-        drops: vec![0; listeners.len()],
+        drops: vec![None; listeners.len()],
         ..Stats::default()
     };
     let started = Instant::now();
@@ -195,6 +199,7 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
         &cfg,
         &listeners,
         signals,
+        &mut poller,
         &mut out,
         &mut printer,
         &mut stats,
@@ -202,7 +207,7 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
     let flushed = out.flush().context("writing to stdout");
     for (l, drops) in listeners.iter().zip(&mut stats.drops) {
         if let Some(final_count) = net::kernel_drops(&l.socket) {
-            *drops = final_count;
+            *drops = Some(final_count);
         }
     }
     if cfg.stats {
@@ -222,7 +227,7 @@ fn bind_all(cfg: &Config) -> Result<Vec<Listener>> {
         if !cfg.join.is_empty() {
             net::join_groups(l, &cfg.join, cfg.interface.as_ref())?;
         }
-        let granted = l.recv_buffer / 2;
+        let granted = l.recv_buffer;
         tracing::info!("{}: receive buffer {granted} bytes granted", l.local);
         // The kernel keeps twice the size in an int: a little under 1 GiB is the most usable.
         let asked = cfg.socket.recv_buffer.min(i32::MAX as usize / 2);
@@ -259,7 +264,7 @@ fn bind_group(group: &BindGroup, opts: ListenOptions) -> Result<Vec<Listener>> {
             }
             match net::bind_listener(addr, opts) {
                 Ok(l) => bound.push(l),
-                Err(e) if group.v6_optional && addr.is_ipv6() && no_ipv6(&e) => {
+                Err(e) if group.v6_optional && addr.is_ipv6() && net::is_no_ipv6(&e) => {
                     tracing::debug!("skipping {addr}: {e}");
                 }
                 Err(e)
@@ -275,13 +280,6 @@ fn bind_group(group: &BindGroup, opts: ListenOptions) -> Result<Vec<Listener>> {
         }
         return Ok(bound);
     }
-}
-
-fn no_ipv6(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(nix::libc::EADDRNOTAVAIL | nix::libc::EAFNOSUPPORT)
-    )
 }
 
 fn bind_error(arg: &str, addr: SocketAddr, e: io::Error) -> anyhow::Error {
@@ -347,6 +345,7 @@ fn receive<W: Write>(
     cfg: &Config,
     listeners: &[Listener],
     signals: &Signals,
+    poller: &mut Poller,
     out: &mut W,
     printer: &mut Printer,
     stats: &mut Stats,
@@ -359,10 +358,8 @@ fn receive<W: Write>(
         .collect();
     let mut got = vec![0usize; listeners.len()];
     let mut next = vec![0usize; listeners.len()];
-    let fds: Vec<BorrowedFd<'_>> = listeners.iter().map(|l| l.socket.as_fd()).collect();
-    let stdout = io::stdout();
     let json = printer.options().format == Format::Json;
-    let eager_flush = !net::is_dev_null(stdout.as_fd());
+    let eager_flush = !net::is_dev_null();
     let mut last_datagram = Instant::now();
     loop {
         // Drain every socket, one batch each in turn, until none has anything waiting.
@@ -398,7 +395,7 @@ fn receive<W: Write>(
                 let (payload, meta) = rxs[i].get(k);
                 let from = addr::canonical(meta.from);
                 if let Some(d) = meta.drops {
-                    stats.drops[i] = u64::from(d);
+                    stats.drops[i] = Some(u64::from(d));
                 }
                 if !cfg.allow.is_empty() && !cfg.allow.iter().any(|net| net.contains(&from.ip())) {
                     stats.refused += 1;
@@ -453,7 +450,7 @@ fn receive<W: Write>(
         if remaining == Some(Duration::ZERO) {
             return timed_out(cfg, stats);
         }
-        match net::wait(&fds, Some(stdout.as_fd()), signals.fd(), remaining)? {
+        match poller.wait(remaining).context("waiting for datagrams")? {
             net::Wake::Ready | net::Wake::Timeout => {}
             net::Wake::Signal => {
                 if let Some(status) = signals.stop_requested() {
@@ -499,7 +496,11 @@ fn print_stats(stats: &Stats, elapsed: Duration) {
     } else {
         0.0
     };
-    let drops: u64 = stats.drops.iter().sum();
+    // A figure the system cannot give is `unknown`, never a made-up 0.
+    let drops = match stats.drops.iter().copied().sum::<Option<u64>>() {
+        Some(n) => n.to_string(),
+        None => "unknown".to_string(),
+    };
     logging::stderr_line(format!(
         "udpcat: received {}, {} in {:.3}s ({:.1} datagrams/s); {} refused by --allow; {} dropped by the kernel",
         output::plural(stats.datagrams, "datagram"),

@@ -3,12 +3,9 @@
 //! ("port unreachable") check.
 
 use std::ffi::OsString;
-use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::ops::Range;
-use std::os::fd::AsFd;
-use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, anyhow};
@@ -17,7 +14,7 @@ use crate::addr::{self, Family};
 use crate::cli::{Format, SendArgs};
 use crate::exit::{self, Fail, Status, Stopped};
 use crate::framing::{self, Encoding, Framer, RecordError, Split};
-use crate::net::{self, Receiver, SendOptions};
+use crate::net::{self, Poller, Receiver, SendOptions, Wake};
 use crate::output::{self, Datagram, Printer, plural};
 use crate::signal::Signals;
 
@@ -159,7 +156,7 @@ fn join_words(words: &[OsString]) -> Vec<u8> {
         if i > 0 {
             out.push(b' ');
         }
-        out.extend_from_slice(w.as_bytes());
+        out.extend_from_slice(w.as_encoded_bytes());
     }
     out
 }
@@ -182,7 +179,10 @@ struct Session<'a> {
     socket: UdpSocket,
     connected: bool,
     local: SocketAddr,
-    out: BufWriter<File>,
+    out: BufWriter<net::Stdout>,
+    /// What the loop waits in: signals always, stdin while reading it, the socket and
+    /// stdout during --wait.
+    poller: Poller,
     printer: Printer,
     /// Made on the first receive: a plain send never needs its buffers.
     receiver: Option<Receiver>,
@@ -212,10 +212,8 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
         // json's `ts` is when each reply arrived.
         net::enable_timestamps(&socket);
     }
-    let stdout = io::stdout()
-        .as_fd()
-        .try_clone_to_owned()
-        .context("opening stdout")?;
+    let poller = Poller::new().context("starting the event loop")?;
+    signals.register(&poller).context("watching for signals")?;
     let mut opts = cfg.output;
     opts.escape = opts.format == Format::Text && io::stdout().is_terminal();
     let mut s = Session {
@@ -224,12 +222,13 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
         socket,
         connected,
         local,
-        out: BufWriter::with_capacity(64 * 1024, File::from(stdout)),
+        out: BufWriter::with_capacity(64 * 1024, net::stdout().context("opening stdout")?),
+        poller,
         printer: Printer::new(opts),
         receiver: None,
         stats: Stats::default(),
         schedule: cfg.rate.map(Schedule::new),
-        eager_flush: !net::is_dev_null(io::stdout().as_fd()),
+        eager_flush: !net::is_dev_null(),
         read_timeout: None,
     };
     let started = Instant::now();
@@ -286,12 +285,7 @@ impl Session<'_> {
 
     fn send_stdin(&mut self, split: Split) -> Result<()> {
         let mut framer = Framer::new(split, self.cfg.encoding, self.cfg.max);
-        let mut stdin = File::from(
-            io::stdin()
-                .as_fd()
-                .try_clone_to_owned()
-                .context("opening stdin")?,
-        );
+        let mut stdin = net::Input::stdin(&self.poller).context("opening stdin")?;
         let mut complete: Vec<Range<usize>> = Vec::with_capacity(net::BATCH);
         loop {
             // Every record complete now goes out before we read (and maybe block) again.
@@ -321,8 +315,10 @@ impl Session<'_> {
             }
             self.flush_before_blocking()?;
             self.idle();
-            if net::wait(&[stdin.as_fd()], None, self.signals.fd(), None)? == net::Wake::Signal {
-                self.check_signal()?;
+            while !stdin.ready() {
+                if self.poller.wait(None).context("waiting for stdin")? == Wake::Signal {
+                    self.check_signal()?;
+                }
             }
             self.resume();
             if let Err(e) = framer.fill(&mut stdin) {
@@ -441,7 +437,7 @@ impl Session<'_> {
                 // two for a precise sleep: poll cannot wait less than a millisecond.
                 let whole = u64::try_from(left.as_millis() - 1).unwrap_or(u64::MAX);
                 let whole = Duration::from_millis(whole);
-                if net::wait(&[], None, self.signals.fd(), Some(whole))? == net::Wake::Signal {
+                if self.poller.wait(Some(whole)).context("waiting")? == Wake::Signal {
                     self.check_signal()?;
                 }
             } else {
@@ -524,6 +520,17 @@ impl Session<'_> {
     fn collect_replies(&mut self, wait: Duration) -> Result<()> {
         let deadline = Instant::now() + wait;
         let before = self.stats.replies;
+        // From here on the socket is only read when the loop says it is ready.
+        let mut watched = self
+            .socket
+            .try_clone()
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .map(mio::net::UdpSocket::from_std)
+            .context("watching the socket")?;
+        self.poller
+            .add_socket(&mut watched, 0)
+            .context("watching the socket")?;
+        self.poller.watch_stdout().context("watching stdout")?;
         loop {
             if self.receive_some(net::BATCH)? > 0 {
                 continue;
@@ -533,17 +540,15 @@ impl Session<'_> {
             if now >= deadline {
                 break;
             }
-            let stdout = io::stdout();
-            match net::wait(
-                &[self.socket.as_fd()],
-                Some(stdout.as_fd()),
-                self.signals.fd(),
-                Some(deadline - now),
-            )? {
-                net::Wake::Signal => self.check_signal()?,
+            match self
+                .poller
+                .wait(Some(deadline - now))
+                .context("waiting for replies")?
+            {
+                Wake::Signal => self.check_signal()?,
                 // The reader of our output went away: nothing more to print for anyone.
-                net::Wake::OutputGone => return Ok(()),
-                net::Wake::Ready | net::Wake::Timeout => {}
+                Wake::OutputGone => return Ok(()),
+                Wake::Ready | Wake::Timeout => {}
             }
         }
         if self.stats.replies == before && self.stats.replies == 0 {

@@ -1,15 +1,18 @@
-//! SIGINT and SIGTERM: the first one asks the loops to stop (they flush and print stats),
-//! a second one exits at once. A self-pipe wakes any `poll` the loops are blocked in.
+//! Unix: signal-hook's flags, plus a self-pipe the event loop watches.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
+use mio::Interest;
+use mio::unix::SourceFd;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::exit::Status;
+use crate::net::Poller;
 
 #[derive(Debug)]
 pub struct Signals {
@@ -37,9 +40,14 @@ impl Signals {
         Ok(Signals { wake, last })
     }
 
-    /// The fd that becomes readable when a signal arrives.
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.wake.as_fd()
+    /// Makes a signal end `poller`'s waits (as `Wake::Signal`).
+    pub fn register(&self, poller: &Poller) -> io::Result<()> {
+        let fd = self.wake.as_raw_fd();
+        poller.registry().register(
+            &mut SourceFd(&fd),
+            crate::net::SIGNAL_TOKEN,
+            Interest::READABLE,
+        )
     }
 
     /// The status to exit with if a stop was asked for.

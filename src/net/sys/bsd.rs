@@ -1,0 +1,247 @@
+//! macOS and FreeBSD: one recvmsg or sendmsg per datagram (no recvmmsg/sendmmsg there),
+//! arrival times from SO_TIMESTAMP (microseconds), the destination address from IP_PKTINFO
+//! (macOS) or IP_RECVDSTADDR (FreeBSD), IP_BOUND_IF for `send --interface` on macOS. No
+//! drop counter: `--stats` says `unknown`.
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::time::{Duration, SystemTime};
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    ControlMessage, ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, sendmsg, setsockopt,
+    sockopt,
+};
+use socket2::Socket;
+
+use super::unix::to_socket_addr;
+use crate::net::{AsSocket, DATAGRAM_BUFFER, Interface, Meta};
+
+#[cfg(target_vendor = "apple")]
+pub const SYSTEM: &str = "macOS";
+#[cfg(not(target_vendor = "apple"))]
+pub const SYSTEM: &str = "FreeBSD";
+
+pub fn set_reuse_port(socket: &Socket) -> io::Result<()> {
+    socket.set_reuse_port(true)
+}
+
+/// Asks for `size` bytes of receive buffer; returns what the system granted (BSDs report
+/// the usable size itself).
+pub fn set_recv_buffer(socket: &Socket, size: usize) -> usize {
+    let _ = socket.set_recv_buffer_size(size);
+    socket.recv_buffer_size().unwrap_or(0)
+}
+
+/// The system has no IPv6 (or no ::1): binding it fails this way.
+pub fn is_no_ipv6(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(nix::libc::EADDRNOTAVAIL | nix::libc::EAFNOSUPPORT)
+    )
+}
+
+/// The address each datagram was sent to: IP_PKTINFO on macOS, IP_RECVDSTADDR on FreeBSD;
+/// IPV6_RECVPKTINFO on both.
+pub fn enable_packet_info(socket: &Socket, v6: bool) -> io::Result<()> {
+    let fd = socket.as_fd();
+    #[cfg(target_vendor = "apple")]
+    let v4 = setsockopt(&fd, sockopt::Ipv4PacketInfo, &true);
+    #[cfg(not(target_vendor = "apple"))]
+    let v4 = setsockopt(&fd, sockopt::Ipv4RecvDstAddr, &true);
+    let on = if v6 {
+        // Best effort for IPv4 datagrams on a dual-stack socket.
+        let _ = v4;
+        setsockopt(&fd, sockopt::Ipv6RecvPacketInfo, &true)
+    } else {
+        v4
+    };
+    on.map_err(io::Error::from)
+}
+
+/// No per-socket drop counter on these systems.
+pub fn enable_drop_counter(_socket: &Socket) {}
+
+pub fn enable_timestamps(socket: &Socket) {
+    if let Err(e) = setsockopt(&socket.as_fd(), sockopt::ReceiveTimestamp, &true) {
+        tracing::debug!("no kernel receive timestamps: {e}");
+    }
+}
+
+/// BSD sockets receive only the groups they joined: nothing to turn off.
+pub fn receive_joined_only(_socket: &Socket, _v6: bool) -> io::Result<()> {
+    Ok(())
+}
+
+/// `send --interface` for a unicast destination: IP_BOUND_IF on macOS; FreeBSD has no way
+/// to pin a socket to an interface.
+pub fn bind_to_interface(socket: &Socket, interface: &Interface, v6: bool) -> io::Result<()> {
+    #[cfg(target_vendor = "apple")]
+    {
+        let index = std::num::NonZeroU32::new(interface.index);
+        if v6 {
+            socket.bind_device_by_index_v6(index)
+        } else {
+            socket.bind_device_by_index_v4(index)
+        }
+    }
+    #[cfg(not(target_vendor = "apple"))]
+    {
+        let _ = (socket, v6);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "--interface {} for a unicast destination is not available on {SYSTEM} \
+                 (no SO_BINDTODEVICE or IP_BOUND_IF); use --bind with the interface's address",
+                interface.name
+            ),
+        ))
+    }
+}
+
+/// Receives up to `max` datagrams, one recvmsg each, until the queue is empty.
+pub fn recv_batch(
+    socket: &Socket,
+    bufs: &mut [u8],
+    max: usize,
+    block: bool,
+    meta: &mut Vec<Meta>,
+) -> io::Result<()> {
+    let mut cmsg = nix::cmsg_space!(Ipv6PacketInfoSpace, nix::libc::timeval, [u8; 64]);
+    let fd = socket.as_raw_fd();
+    for (i, slot) in bufs.chunks_mut(DATAGRAM_BUFFER).take(max).enumerate() {
+        let flags = if block && i == 0 {
+            MsgFlags::empty()
+        } else {
+            MsgFlags::MSG_DONTWAIT
+        };
+        let mut iov = [IoSliceMut::new(slot)];
+        cmsg.clear();
+        let msg = match recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), flags) {
+            Ok(msg) => msg,
+            Err(Errno::EAGAIN | Errno::EINTR) => return Ok(()),
+            // What came before the error is delivered; the error comes on the next call.
+            Err(_) if i > 0 => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let from = msg
+            .address
+            .as_ref()
+            .and_then(to_socket_addr)
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        let mut m = Meta::new(msg.bytes, from);
+        m.truncated = msg.flags.contains(MsgFlags::MSG_TRUNC);
+        if let Ok(cmsgs) = msg.cmsgs() {
+            for c in cmsgs {
+                apply(c, &mut m);
+            }
+        }
+        meta.push(m);
+    }
+    Ok(())
+}
+
+type Ipv6PacketInfoSpace = nix::libc::in6_pktinfo;
+
+fn apply(c: ControlMessageOwned, meta: &mut Meta) {
+    match c {
+        #[cfg(target_vendor = "apple")]
+        ControlMessageOwned::Ipv4PacketInfo(info) => {
+            let v4 = |a: nix::libc::in_addr| {
+                IpAddr::V4(std::net::Ipv4Addr::from(u32::from_be(a.s_addr)))
+            };
+            meta.to = Some(v4(info.ipi_addr));
+            meta.reply_from = Some(v4(info.ipi_spec_dst));
+        }
+        #[cfg(not(target_vendor = "apple"))]
+        ControlMessageOwned::Ipv4RecvDstAddr(addr) => {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(u32::from_be(addr.s_addr)));
+            meta.to = Some(ip);
+            meta.reply_from = Some(ip);
+        }
+        ControlMessageOwned::Ipv6PacketInfo(info) => {
+            let ip = IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr));
+            meta.to.get_or_insert(ip);
+            meta.reply_from.get_or_insert(ip);
+        }
+        ControlMessageOwned::ScmTimestamp(tv) => {
+            meta.at = u64::try_from(tv.tv_sec()).ok().map(|secs| {
+                let micros = u32::try_from(tv.tv_usec()).unwrap_or(0);
+                SystemTime::UNIX_EPOCH + Duration::new(secs, micros.min(999_999) * 1000)
+            });
+        }
+        _ => {}
+    }
+}
+
+/// Sends `payloads`, one system call each.
+pub fn send_batch(
+    socket: &Socket,
+    payloads: &[&[u8]],
+    dest: Option<SocketAddr>,
+) -> Result<(), (usize, io::Error)> {
+    let dest = dest.map(socket2::SockAddr::from);
+    for (done, p) in payloads.iter().enumerate() {
+        let sent = match &dest {
+            Some(d) => socket.send_to(p, d),
+            None => socket.send(p),
+        };
+        if let Err(e) = sent {
+            return Err((done, e));
+        }
+    }
+    Ok(())
+}
+
+/// One sendmsg with the source address: IP_PKTINFO on macOS, IP_SENDSRCADDR on FreeBSD,
+/// IPV6_PKTINFO on both.
+pub(super) fn send_with_source(
+    fd: RawFd,
+    payload: &[u8],
+    to: SocketAddr,
+    from: IpAddr,
+) -> Result<(), Errno> {
+    let iov = [IoSlice::new(payload)];
+    let dest = SockaddrStorage::from(to);
+    let sent = match from {
+        IpAddr::V4(ip) => {
+            #[cfg(target_vendor = "apple")]
+            {
+                let info = nix::libc::in_pktinfo {
+                    ipi_ifindex: 0,
+                    ipi_spec_dst: nix::libc::in_addr {
+                        s_addr: u32::from(ip).to_be(),
+                    },
+                    ipi_addr: nix::libc::in_addr { s_addr: 0 },
+                };
+                let cmsg = [ControlMessage::Ipv4PacketInfo(&info)];
+                sendmsg(fd, &iov, &cmsg, MsgFlags::empty(), Some(&dest))
+            }
+            #[cfg(not(target_vendor = "apple"))]
+            {
+                let addr = nix::libc::in_addr {
+                    s_addr: u32::from(ip).to_be(),
+                };
+                let cmsg = [ControlMessage::Ipv4SendSrcAddr(&addr)];
+                sendmsg(fd, &iov, &cmsg, MsgFlags::empty(), Some(&dest))
+            }
+        }
+        IpAddr::V6(ip) => {
+            let info = nix::libc::in6_pktinfo {
+                ipi6_addr: nix::libc::in6_addr {
+                    s6_addr: ip.octets(),
+                },
+                ipi6_ifindex: 0,
+            };
+            let cmsg = [ControlMessage::Ipv6PacketInfo(&info)];
+            sendmsg(fd, &iov, &cmsg, MsgFlags::empty(), Some(&dest))
+        }
+    };
+    sent.map(drop)
+}
+
+/// These systems keep no per-socket drop count that udpcat can read.
+pub fn kernel_drops(_socket: &impl AsSocket) -> Option<u64> {
+    None
+}

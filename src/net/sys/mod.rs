@@ -1,0 +1,25 @@
+//! The per-system halves of `net`, chosen here and nowhere else: `unix.rs` for what every
+//! Unix shares (interfaces, stdin/stdout, pktinfo replies), then `linux.rs` (recvmmsg,
+//! sendmmsg, SO_RXQ_OVFL, /proc drop counts) or `bsd.rs` (macOS and FreeBSD: a recvmsg or
+//! sendmsg per datagram), and `windows.rs` (std and socket2 sockets, a stdin thread).
+//! Each exports the same names; the compiler checks that every target has them all.
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub use unix::*;
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub use linux::*;
+
+#[cfg(all(unix, not(target_os = "linux")))]
+mod bsd;
+#[cfg(all(unix, not(target_os = "linux")))]
+pub use bsd::*;
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub use windows::*;
