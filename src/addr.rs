@@ -156,7 +156,7 @@ fn parse_scope(s: &str) -> Result<u32, String> {
             .parse()
             .map_err(|_| format!("scope '{s}' is out of range"));
     }
-    nix::net::if_::if_nametoindex(s).map_err(|_| format!("no network interface named '{s}'"))
+    crate::net::interface_index(s).ok_or_else(|| format!("no network interface named '{s}'"))
 }
 
 /// The addresses an endpoint stands for, in order, restricted to `family`.

@@ -15,7 +15,9 @@ use super::sys;
 pub(crate) const SIGNAL: Token = Token(usize::MAX - 1);
 /// stdout, watched for its reader going away.
 pub(crate) const STDOUT: Token = Token(usize::MAX - 2);
-/// stdin (a pipe, socket or terminal on Unix; the reader thread's waker on Windows).
+/// stdin (a pipe, socket or terminal on Unix; on Windows a thread reads it and wakes the
+/// loop through the signal token's waker).
+#[cfg(unix)]
 pub(crate) const INPUT: Token = Token(usize::MAX - 3);
 
 /// What ended a wait.

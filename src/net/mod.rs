@@ -14,13 +14,14 @@ use std::time::SystemTime;
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
+#[cfg(unix)]
 pub(crate) use event::SIGNAL as SIGNAL_TOKEN;
 pub use event::{Poller, Wake};
 #[cfg(windows)]
 pub(crate) use sys::wake;
 pub use sys::{
-    AsSocket, Input, SYSTEM, Stdout, has_pending, interface, is_broadcast, is_dev_null, is_no_ipv6,
-    kernel_drops, stdout,
+    AsSocket, Input, SYSTEM, Stdout, has_pending, interface, interface_index, is_broadcast,
+    is_dev_null, is_no_ipv6, kernel_drops, stdout,
 };
 
 /// Room for the largest UDP payload (65,527 bytes over IPv6), rounded to a power of two.

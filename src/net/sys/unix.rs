@@ -45,6 +45,11 @@ pub fn interface(arg: &str) -> anyhow::Result<Interface> {
     Ok(Interface { name, index, v4 })
 }
 
+/// The index of the interface called `name`.
+pub fn interface_index(name: &str) -> Option<u32> {
+    nix::net::if_::if_nametoindex(name).ok()
+}
+
 /// Whether `ip` is the limited broadcast address or the broadcast address of one of this
 /// machine's interfaces (set explicitly, or implied by its netmask).
 pub fn is_broadcast(ip: IpAddr) -> bool {

@@ -88,6 +88,11 @@ pub fn interface(arg: &str) -> anyhow::Result<Interface> {
     ))
 }
 
+/// Interface names are not looked up on Windows (a scope is given by its number there).
+pub fn interface_index(_name: &str) -> Option<u32> {
+    None
+}
+
 /// Only the limited broadcast address is known without an interface list.
 pub fn is_broadcast(ip: IpAddr) -> bool {
     matches!(ip, IpAddr::V4(v4) if v4.is_broadcast())
