@@ -162,6 +162,9 @@ pub struct OutputArgs {
     pub format: Format,
 
     /// Start text and hex records with the sender's address and a TAB
+    ///
+    /// On a terminal, a newline inside a payload is then shown as \n, so no payload can print
+    /// a line that looks like another sender's record. Not with raw or json.
     #[arg(short, long)]
     pub source: bool,
 }
@@ -176,7 +179,7 @@ pub struct ListenArgs {
     #[command(flatten)]
     pub output: OutputArgs,
 
-    /// End each text or hex record with NUL instead of a newline
+    /// End each text or hex record with NUL instead of a newline (not with raw or json)
     #[arg(short = '0', long)]
     pub null: bool,
 
@@ -220,6 +223,9 @@ pub struct ListenArgs {
     pub recv_buffer: Option<usize>,
 
     /// Once every socket is bound, write their addresses to PATH, one per line (atomically)
+    ///
+    /// A file left at PATH by an earlier run is removed before binding, so a script waiting
+    /// for PATH never reads an old address.
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
 
@@ -264,7 +270,10 @@ pub struct SendArgs {
     #[arg(short = 'x', long, conflicts_with = "chunk")]
     pub hex: bool,
 
-    /// Local address (and port) to send from
+    /// Local address (and port) to send from; without a port, any free port
+    ///
+    /// With a name that has addresses of both families (localhost), the one of the
+    /// destination's family is used.
     #[arg(short, long, value_name = "ADDR")]
     pub bind: Option<String>,
 
@@ -276,6 +285,10 @@ pub struct SendArgs {
     pub repeat: u64,
 
     /// At most N datagrams per second, evenly spaced
+    ///
+    /// An absolute schedule: datagram k goes at k/N s, so the rate holds on average (within
+    /// 1 % up to 10,000/s); when udpcat itself falls behind it sends what is due in one batch.
+    /// Time spent waiting for input or a reply is not made up: no burst after idle input.
     #[arg(long, value_name = "N", value_parser = parse_rate)]
     pub rate: Option<f64>,
 
@@ -302,6 +315,9 @@ pub struct SendArgs {
     pub output: OutputArgs,
 
     /// Allow sending to a broadcast address
+    ///
+    /// A unicast destination is still a connected socket with it: "port unreachable" is
+    /// reported (exit 4).
     #[arg(long)]
     pub broadcast: bool,
 
