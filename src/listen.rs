@@ -179,7 +179,9 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
             .add_socket(&mut l.socket, i)
             .with_context(|| format!("watching {}", l.local))?;
     }
-    signals.register(&poller).context("watching for signals")?;
+    signals
+        .register(&mut poller)
+        .context("watching for signals")?;
     poller.watch_stdout().context("watching stdout")?;
     announce(&cfg, &listeners)?;
 
@@ -450,14 +452,12 @@ fn receive<W: Write>(
         if remaining == Some(Duration::ZERO) {
             return timed_out(cfg, stats);
         }
-        match poller.wait(remaining).context("waiting for datagrams")? {
-            net::Wake::Ready | net::Wake::Timeout => {}
-            net::Wake::Signal => {
-                if let Some(status) = signals.stop_requested() {
-                    return Ok(status);
-                }
-            }
-            net::Wake::OutputGone => return Ok(Status::Success),
+        if poller.wait(remaining).context("waiting for datagrams")? == net::Wake::OutputGone {
+            return Ok(Status::Success);
+        }
+        // Whatever woke us (a signal, or on Windows the console handler's waker).
+        if let Some(status) = signals.stop_requested() {
+            return Ok(status);
         }
     }
 }

@@ -212,8 +212,10 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
         // json's `ts` is when each reply arrived.
         net::enable_timestamps(&socket);
     }
-    let poller = Poller::new().context("starting the event loop")?;
-    signals.register(&poller).context("watching for signals")?;
+    let mut poller = Poller::new().context("starting the event loop")?;
+    signals
+        .register(&mut poller)
+        .context("watching for signals")?;
     let mut opts = cfg.output;
     opts.escape = opts.format == Format::Text && io::stdout().is_terminal();
     let mut s = Session {
@@ -285,7 +287,7 @@ impl Session<'_> {
 
     fn send_stdin(&mut self, split: Split) -> Result<()> {
         let mut framer = Framer::new(split, self.cfg.encoding, self.cfg.max);
-        let mut stdin = net::Input::stdin(&self.poller).context("opening stdin")?;
+        let mut stdin = net::Input::stdin(&mut self.poller).context("opening stdin")?;
         let mut complete: Vec<Range<usize>> = Vec::with_capacity(net::BATCH);
         loop {
             // Every record complete now goes out before we read (and maybe block) again.
@@ -316,9 +318,8 @@ impl Session<'_> {
             self.flush_before_blocking()?;
             self.idle();
             while !stdin.ready() {
-                if self.poller.wait(None).context("waiting for stdin")? == Wake::Signal {
-                    self.check_signal()?;
-                }
+                self.poller.wait(None).context("waiting for stdin")?;
+                self.check_signal()?;
             }
             self.resume();
             if let Err(e) = framer.fill(&mut stdin) {
@@ -437,9 +438,8 @@ impl Session<'_> {
                 // two for a precise sleep: poll cannot wait less than a millisecond.
                 let whole = u64::try_from(left.as_millis() - 1).unwrap_or(u64::MAX);
                 let whole = Duration::from_millis(whole);
-                if self.poller.wait(Some(whole)).context("waiting")? == Wake::Signal {
-                    self.check_signal()?;
-                }
+                self.poller.wait(Some(whole)).context("waiting")?;
+                self.check_signal()?;
             } else {
                 std::thread::sleep(left);
             }
@@ -545,10 +545,9 @@ impl Session<'_> {
                 .wait(Some(deadline - now))
                 .context("waiting for replies")?
             {
-                Wake::Signal => self.check_signal()?,
                 // The reader of our output went away: nothing more to print for anyone.
                 Wake::OutputGone => return Ok(()),
-                Wake::Ready | Wake::Timeout => {}
+                Wake::Signal | Wake::Ready | Wake::Timeout => self.check_signal()?,
             }
         }
         if self.stats.replies == before && self.stats.replies == 0 {

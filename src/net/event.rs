@@ -5,9 +5,10 @@
 //! afresh ([`super::Input::ready`]), so no edge is ever lost.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
-use mio::{Events, Interest, Poll, Registry, Token};
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
 
 use super::sys;
 
@@ -15,18 +16,22 @@ use super::sys;
 pub(crate) const SIGNAL: Token = Token(usize::MAX - 1);
 /// stdout, watched for its reader going away.
 pub(crate) const STDOUT: Token = Token(usize::MAX - 2);
+/// The loop's one waker (mio allows one per loop), for threads: command runners, the stdin
+/// reader and the console handler on Windows.
+pub(crate) const WAKE: Token = Token(usize::MAX - 4);
 /// stdin (a pipe, socket or terminal on Unix; on Windows a thread reads it and wakes the
-/// loop through the signal token's waker).
+/// loop through the waker).
 #[cfg(unix)]
 pub(crate) const INPUT: Token = Token(usize::MAX - 3);
 
 /// What ended a wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wake {
-    /// A socket (or stdin) has something to read, or an error to report.
+    /// A socket (or stdin) has something to read, or an error to report, or a thread woke
+    /// the loop: the caller looks at everything it waits for (signals included).
     Ready,
     Timeout,
-    /// A signal (or Ctrl-C) arrived: the caller asks the signal state what to do.
+    /// A signal arrived: the caller asks the signal state what to do.
     Signal,
     /// The reader of our stdout went away.
     OutputGone,
@@ -36,6 +41,7 @@ pub enum Wake {
 pub struct Poller {
     poll: Poll,
     events: Events,
+    waker: Option<Arc<Waker>>,
 }
 
 impl std::fmt::Debug for Poller {
@@ -49,11 +55,22 @@ impl Poller {
         Ok(Poller {
             poll: Poll::new()?,
             events: Events::with_capacity(64),
+            waker: None,
         })
     }
 
     pub(crate) fn registry(&self) -> &Registry {
         self.poll.registry()
+    }
+
+    /// The waker other threads use to end a wait (as `Wake::Ready`).
+    pub fn waker(&mut self) -> io::Result<Arc<Waker>> {
+        if let Some(w) = &self.waker {
+            return Ok(Arc::clone(w));
+        }
+        let w = Arc::new(Waker::new(self.poll.registry(), WAKE)?);
+        self.waker = Some(Arc::clone(&w));
+        Ok(w)
     }
 
     /// Watches `socket` for datagrams; `index` comes back as nothing more than `Wake::Ready`.

@@ -17,8 +17,7 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 #[cfg(unix)]
 pub(crate) use event::SIGNAL as SIGNAL_TOKEN;
 pub use event::{Poller, Wake};
-#[cfg(windows)]
-pub(crate) use sys::wake;
+
 pub use sys::{
     AsSocket, Input, SYSTEM, Stdout, has_pending, interface, interface_index, is_broadcast,
     is_dev_null, is_no_ipv6, kernel_drops, stdout,
@@ -30,12 +29,6 @@ pub const DATAGRAM_BUFFER: usize = 65_536;
 pub const BATCH: usize = 32;
 /// What listen asks for as its receive buffer unless told otherwise.
 pub const DEFAULT_RECV_BUFFER: usize = 8 << 20;
-
-/// The event loop's one waker on Windows (for the console handler and the stdin thread).
-#[cfg(windows)]
-pub(crate) fn waker(poller: &Poller) -> io::Result<std::sync::Arc<mio::Waker>> {
-    sys::waker(poller.registry(), event::SIGNAL)
-}
 
 /// An error for a flag this system cannot honour, naming both (usage, exit 2).
 pub fn unsupported(flag: &str, why: &str) -> anyhow::Error {

@@ -41,7 +41,7 @@ impl Signals {
     }
 
     /// Makes a signal end `poller`'s waits (as `Wake::Signal`).
-    pub fn register(&self, poller: &Poller) -> io::Result<()> {
+    pub fn register(&self, poller: &mut Poller) -> io::Result<()> {
         let fd = self.wake.as_raw_fd();
         poller.registry().register(
             &mut SourceFd(&fd),

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Result, anyhow};
 use windows_sys::Win32::Foundation::{FALSE, TRUE};
@@ -15,6 +16,8 @@ use crate::net::Poller;
 /// The exit status the first Ctrl-C / Ctrl-Break asked for (0: none yet).
 static LAST: AtomicI32 = AtomicI32::new(0);
 static STOPPING: AtomicBool = AtomicBool::new(false);
+/// The event loop's waker, so a Ctrl-C ends its wait.
+static WAKER: OnceLock<Arc<mio::Waker>> = OnceLock::new();
 
 #[derive(Debug)]
 pub struct Signals;
@@ -31,7 +34,9 @@ extern "system" fn on_console_event(event: u32) -> BOOL {
         std::process::exit(code);
     }
     LAST.store(code, Ordering::SeqCst);
-    crate::net::wake();
+    if let Some(w) = WAKER.get() {
+        let _ = w.wake();
+    }
     TRUE
 }
 
@@ -51,9 +56,11 @@ impl Signals {
         Ok(Signals)
     }
 
-    /// Makes Ctrl-C end `poller`'s waits (as `Wake::Signal`).
-    pub fn register(&self, poller: &Poller) -> io::Result<()> {
-        crate::net::waker(poller).map(drop)
+    /// Makes Ctrl-C end `poller`'s waits (as `Wake::Ready`: the loop then asks
+    /// `stop_requested`).
+    pub fn register(&self, poller: &mut Poller) -> io::Result<()> {
+        let _ = WAKER.set(poller.waker()?);
+        Ok(())
     }
 
     /// The status to exit with if a stop was asked for.

@@ -201,6 +201,68 @@ fn a_broken_stderr_changes_nothing_on_the_data_path() {
     }
 }
 
+/// A socket with SO_TIMESTAMPNS, returned once the kernel stamps datagrams when they arrive
+/// (not when they are read): while it lives, the system keeps doing so.
+fn stamping_on() -> std::net::UdpSocket {
+    use nix::sys::socket::{
+        ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, setsockopt, sockopt,
+    };
+    use std::io::IoSliceMut;
+    use std::os::fd::AsRawFd;
+    let s = udp4();
+    setsockopt(&s, sockopt::ReceiveTimestampns, &true).expect("SO_TIMESTAMPNS");
+    let addr = s.local_addr().unwrap();
+    for _ in 0..100_000 {
+        s.send_to(b"t", addr).unwrap();
+        while rx_queue(addr) == 0 {
+            std::thread::yield_now();
+        }
+        let read_at = SystemTime::now();
+        let mut buf = [0u8; 8];
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+        let msg =
+            recvmsg::<SockaddrStorage>(s.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty())
+                .expect("recvmsg");
+        let stamped = msg
+            .cmsgs()
+            .ok()
+            .into_iter()
+            .flatten()
+            .find_map(|c| match c {
+                ControlMessageOwned::ScmTimestampns(ts) => Some(
+                    SystemTime::UNIX_EPOCH + Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32),
+                ),
+                _ => None,
+            });
+        if stamped.is_some_and(|t| t < read_at) {
+            return s;
+        }
+    }
+    panic!("the kernel never stamped a datagram on arrival");
+}
+
+/// Bytes queued on the socket bound to `addr` (the rx_queue column of /proc/net/udp{,6}).
+fn rx_queue(addr: std::net::SocketAddr) -> u64 {
+    let table = if addr.is_ipv4() {
+        "/proc/net/udp"
+    } else {
+        "/proc/net/udp6"
+    };
+    let text = std::fs::read_to_string(table).unwrap_or_default();
+    let port = format!(":{:04X}", addr.port());
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(1)?.ends_with(&port)).then(|| {
+                let rx = f.get(4)?.split(':').nth(1)?;
+                u64::from_str_radix(rx, 16).ok()
+            })?
+        })
+        .sum()
+}
+
 /// Waits until the process is in `state` (`/proc/PID/stat`: S sleeping, T stopped).
 fn wait_for_state(p: &Proc, state: char) {
     let path = format!("/proc/{}/stat", p.pid());
@@ -223,6 +285,9 @@ fn wait_for_state(p: &Proc, state: char) {
 /// both of its sockets: read late, in one drain.
 #[test]
 fn records_carry_arrival_time_and_come_in_arrival_order() {
+    // Linux turns receive timestamping on for the whole system a moment after the first
+    // socket asks (deferred work); until then datagrams are stamped when read. Hold it on.
+    let _stamping = stamping_on();
     let l = spawn_listen(&["-f", "json", "-c", "10", "localhost:0"], 2);
     let (v4, v6) = (udp4(), udp6());
     // Stopped while it waits for datagrams (not in the middle of reading its sockets), so
@@ -237,9 +302,18 @@ fn records_carry_arrival_time_and_come_in_arrival_order() {
         } else {
             (&v6, l.addrs[1])
         };
+        let queued = rx_queue(to);
         let before = SystemTime::now();
         send_to(s, i.to_string().as_bytes(), to);
         windows.push((before, SystemTime::now()));
+        // Loopback may hand the datagram to the socket a little later (softirq); wait until
+        // it is queued, so one drain after SIGCONT finds all ten.
+        let mut spins = 0u64;
+        while rx_queue(to) <= queued {
+            spins += 1;
+            assert!(spins < 50_000_000, "datagram {i} never reached {to}");
+            std::thread::yield_now();
+        }
     }
     let resumed = SystemTime::now();
     l.p.signal(Signal::SIGCONT);
@@ -258,7 +332,8 @@ fn records_carry_arrival_time_and_come_in_arrival_order() {
     assert_eq!(
         texts,
         ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
-        "records of the two sockets must be written in arrival order"
+        "records of the two sockets must be written in arrival order: {}",
+        show(&run.stdout)
     );
     for (r, (before, after)) in records.iter().zip(&windows) {
         let ts = r["ts"].as_str().unwrap_or_default();

@@ -152,7 +152,7 @@ pub struct Input {
 }
 
 impl Input {
-    pub fn stdin(poller: &Poller) -> io::Result<Input> {
+    pub fn stdin(poller: &mut Poller) -> io::Result<Input> {
         let file = File::from(io::stdin().as_fd().try_clone_to_owned()?);
         let fd = file.as_raw_fd();
         let kind = fstat(file.as_fd())

@@ -8,9 +8,8 @@ use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
-use std::sync::{Arc, OnceLock};
 
-use mio::{Registry, Token, Waker};
+use mio::{Registry, Token};
 use socket2::Socket;
 
 use crate::net::{DATAGRAM_BUFFER, Interface, Meta, Poller};
@@ -18,27 +17,6 @@ use crate::net::{DATAGRAM_BUFFER, Interface, Meta, Poller};
 pub use std::os::windows::io::AsSocket;
 
 pub const SYSTEM: &str = "Windows";
-
-/// The one waker of the event loop (mio allows one per loop): the console control handler
-/// and the stdin thread both use it. Registered with the signal token; a wake with no
-/// signal behind it just makes the loop look again.
-static WAKER: OnceLock<Arc<Waker>> = OnceLock::new();
-
-/// The waker, made on first use with `registry`.
-pub(crate) fn waker(registry: &Registry, token: Token) -> io::Result<Arc<Waker>> {
-    if let Some(w) = WAKER.get() {
-        return Ok(Arc::clone(w));
-    }
-    let w = Arc::new(Waker::new(registry, token)?);
-    Ok(Arc::clone(WAKER.get_or_init(|| w)))
-}
-
-/// Wakes the event loop if there is one.
-pub(crate) fn wake() {
-    if let Some(w) = WAKER.get() {
-        let _ = w.wake();
-    }
-}
 
 fn unsupported(what: &str) -> io::Error {
     io::Error::new(
@@ -269,8 +247,8 @@ impl std::fmt::Debug for Input {
 }
 
 impl Input {
-    pub fn stdin(poller: &Poller) -> io::Result<Input> {
-        let waker = waker(poller.registry(), crate::net::event::SIGNAL)?;
+    pub fn stdin(poller: &mut Poller) -> io::Result<Input> {
+        let waker = poller.waker()?;
         let (tx, blocks) = mpsc::sync_channel(4);
         std::thread::Builder::new()
             .name("stdin".into())
