@@ -50,7 +50,6 @@ TO=${SMOKE_TIMEOUT:-30}
 STRIP_CR=${SMOKE_STRIP_CR:-0}
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/udpcat-smoke.XXXXXX")
-OWN_PREFIX=0
 WINE=0
 [[ " $UDPCAT_RUN " == *wine* ]] && WINE=1
 declare -A PID=() FD=() DRAIN=() STREAM=() RC=()
@@ -66,12 +65,11 @@ cleanup() {
     for name in "${!DRAIN[@]}"; do kill "${DRAIN[$name]}" 2>/dev/null; done
     if [ -n "${WINEPREFIX-}" ] && [ "$WINE" = 1 ]; then
         timeout 30 wineserver -k >/dev/null 2>&1
-        if [ "$OWN_PREFIX" = 1 ]; then
-            # Debian's wine names the prefix's server directory in $WINEPREFIX/wineserver.
-            local sd
-            sd=$(cat "$WINEPREFIX/wineserver" 2>/dev/null)
-            [[ $sd =~ ^wine-[A-Za-z0-9]+$ ]] && rm -rf "${TMPDIR:-/tmp}/$sd"
-        fi
+        # Debian's wine names the prefix's server directory (socket and lock, recreated by
+        # the next wine) in $WINEPREFIX/wineserver; with the server gone it is only litter.
+        local sd
+        sd=$(cat "$WINEPREFIX/wineserver" 2>/dev/null)
+        [[ $sd =~ ^wine-[A-Za-z0-9]+$ ]] && rm -rf "${TMPDIR:-/tmp}/$sd"
     fi
     rm -rf "$WORK"
 }
@@ -91,7 +89,6 @@ if [ "$WINE" = 1 ]; then
             echo "smoke: error: scripts/wine-env failed" >&2; echo "0 passed, 1 failed"; exit 1
         }
         eval "$env_out"
-        OWN_PREFIX=1
         echo "smoke: fresh wine prefix $WINEPREFIX in $(( $(now_ms) - t )) ms"
     fi
     export WINEDEBUG=${WINEDEBUG:--all}
