@@ -190,6 +190,8 @@ struct Session<'a> {
     /// --rate's schedule.
     schedule: Option<Schedule>,
     eager_flush: bool,
+    /// The socket as the event loop watches it, during --wait (reads go through it).
+    watched: Option<mio::net::UdpSocket>,
     /// The socket's SO_RCVTIMEO as last set.
     read_timeout: Option<Duration>,
 }
@@ -232,6 +234,7 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
         schedule: cfg.rate.map(Schedule::new),
         eager_flush: !net::is_dev_null(),
         read_timeout: None,
+        watched: None,
     };
     let started = Instant::now();
     let result = s.run();
@@ -486,6 +489,13 @@ impl Session<'_> {
             }
             let now = Instant::now();
             if now >= deadline {
+                // Some systems (wine) keep "port unreachable" in SO_ERROR instead of failing
+                // the receive with it.
+                if self.connected {
+                    if let Some(e) = self.socket.take_error().context("checking the socket")? {
+                        return Err(self.send_error(e));
+                    }
+                }
                 self.stats.missed += 1;
                 tracing::warn!(
                     "no reply to datagram {} within {}",
@@ -530,6 +540,7 @@ impl Session<'_> {
         self.poller
             .add_socket(&mut watched, 0)
             .context("watching the socket")?;
+        self.watched = Some(watched);
         self.poller.watch_stdout().context("watching stdout")?;
         loop {
             if self.receive_some(net::BATCH)? > 0 {
@@ -570,7 +581,11 @@ impl Session<'_> {
             1
         };
         let receiver = self.receiver.get_or_insert_with(|| Receiver::new(batch));
-        let n = match receiver.recv_with(&self.socket, max, block) {
+        let got = match &self.watched {
+            Some(watched) => receiver.recv_with(watched, max, block),
+            None => receiver.recv_with(&self.socket, max, block),
+        };
+        let n = match got {
             Ok(n) => n,
             Err(e) => return Err(self.send_error(e)),
         };

@@ -239,6 +239,24 @@ impl Meta {
     }
 }
 
+/// A socket the batch calls read: a plain std socket, or one the event loop watches, whose
+/// reads must let the loop know when they would block (mio re-arms Windows' readiness
+/// only through its own calls; epoll and kqueue need nothing).
+pub trait DatagramSocket: AsSocket {
+    /// Runs one read on the socket.
+    fn io<T>(&self, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+        f()
+    }
+}
+
+impl DatagramSocket for UdpSocket {}
+
+impl DatagramSocket for mio::net::UdpSocket {
+    fn io<T>(&self, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+        self.try_io(f)
+    }
+}
+
 /// Buffers for batched receive, allocated once and reused for the whole run.
 pub struct Receiver {
     /// One buffer of `batch` slots of DATAGRAM_BUFFER bytes. One allocation this large is
@@ -269,7 +287,7 @@ impl Receiver {
     /// Receives what is waiting on `socket` (non-blocking), at most `max` datagrams (and at
     /// most one batch). Returns how many arrived; 0 when none was waiting. Fewer than `max`
     /// means the socket's queue is empty now (what an edge-triggered wait needs).
-    pub fn recv(&mut self, socket: &impl AsSocket, max: usize) -> io::Result<usize> {
+    pub fn recv(&mut self, socket: &impl DatagramSocket, max: usize) -> io::Result<usize> {
         self.recv_with(socket, max, false)
     }
 
@@ -277,19 +295,13 @@ impl Receiver {
     /// (SO_RCVTIMEO) allows. 0 then means the timeout passed or a signal arrived.
     pub fn recv_with(
         &mut self,
-        socket: &impl AsSocket,
+        socket: &impl DatagramSocket,
         max: usize,
         block: bool,
     ) -> io::Result<usize> {
         self.meta.clear();
         let max = max.clamp(1, self.batch);
-        sys::recv_batch(
-            &SockRef::from(socket),
-            &mut self.bufs,
-            max,
-            block,
-            &mut self.meta,
-        )?;
+        sys::recv_batch(socket, &mut self.bufs, max, block, &mut self.meta)?;
         Ok(self.meta.len())
     }
 

@@ -16,7 +16,7 @@ use nix::sys::socket::{
 use socket2::Socket;
 
 use super::unix::to_socket_addr;
-use crate::net::{AsSocket, DATAGRAM_BUFFER, Interface, Meta};
+use crate::net::{AsSocket, DATAGRAM_BUFFER, DatagramSocket, Interface, Meta};
 
 #[cfg(target_vendor = "apple")]
 pub const SYSTEM: &str = "macOS";
@@ -102,14 +102,14 @@ pub fn bind_to_interface(socket: &Socket, interface: &Interface, v6: bool) -> io
 
 /// Receives up to `max` datagrams, one recvmsg each, until the queue is empty.
 pub fn recv_batch(
-    socket: &Socket,
+    socket: &impl DatagramSocket,
     bufs: &mut [u8],
     max: usize,
     block: bool,
     meta: &mut Vec<Meta>,
 ) -> io::Result<()> {
     let mut cmsg = nix::cmsg_space!(Ipv6PacketInfoSpace, nix::libc::timeval, [u8; 64]);
-    let fd = socket.as_raw_fd();
+    let fd = socket.as_fd().as_raw_fd();
     for (i, slot) in bufs.chunks_mut(DATAGRAM_BUFFER).take(max).enumerate() {
         let flags = if block && i == 0 {
             MsgFlags::empty()

@@ -16,7 +16,7 @@ use nix::sys::socket::{
 use socket2::Socket;
 
 use super::unix::to_socket_addr;
-use crate::net::{AsSocket, BATCH, DATAGRAM_BUFFER, Interface, Meta};
+use crate::net::{AsSocket, BATCH, DATAGRAM_BUFFER, DatagramSocket, Interface, Meta};
 
 pub const SYSTEM: &str = "Linux";
 
@@ -89,7 +89,7 @@ pub fn bind_to_interface(socket: &Socket, interface: &Interface, _v6: bool) -> i
 /// Receives up to `max` datagrams with one recvmmsg, each into its DATAGRAM_BUFFER slot of
 /// `bufs`, and their metadata into `meta`.
 pub fn recv_batch(
-    socket: &Socket,
+    socket: &impl DatagramSocket,
     bufs: &mut [u8],
     max: usize,
     block: bool,
@@ -117,7 +117,7 @@ pub fn recv_batch(
         MsgFlags::MSG_DONTWAIT
     };
     let results = match recvmmsg(
-        socket.as_raw_fd(),
+        socket.as_fd().as_raw_fd(),
         &mut headers,
         iovs.iter_mut(),
         flags,

@@ -12,7 +12,7 @@ use std::sync::mpsc::{self, Receiver, TryRecvError};
 use mio::{Registry, Token};
 use socket2::Socket;
 
-use crate::net::{DATAGRAM_BUFFER, Interface, Meta, Poller};
+use crate::net::{DATAGRAM_BUFFER, DatagramSocket, Interface, Meta, Poller};
 
 pub use std::os::windows::io::AsSocket;
 
@@ -87,19 +87,24 @@ fn refused(e: io::Error) -> io::Error {
 
 /// Receives up to `max` datagrams, one recv_from each, until the socket would block.
 pub fn recv_batch(
-    socket: &Socket,
+    watched: &impl DatagramSocket,
     bufs: &mut [u8],
     max: usize,
     block: bool,
     meta: &mut Vec<Meta>,
 ) -> io::Result<()> {
+    let socket = socket2::SockRef::from(watched);
     let mut result = Ok(());
-    for (i, slot) in bufs.chunks_mut(DATAGRAM_BUFFER).take(max).enumerate() {
-        if block && i == 1 {
+    let mut waited = false;
+    while meta.len() < max {
+        let i = meta.len();
+        if block && waited {
             // Only the first receive may wait; the rest take what is already there.
             socket.set_nonblocking(true)?;
         }
-        match socket.recv_from(as_uninit(slot)) {
+        waited = true;
+        let slot = &mut bufs[i * DATAGRAM_BUFFER..(i + 1) * DATAGRAM_BUFFER];
+        match watched.io(|| socket.recv_from(as_uninit(slot))) {
             Ok((n, from)) => {
                 let from = from
                     .as_socket()
@@ -116,6 +121,11 @@ pub fn recv_batch(
             {
                 break;
             }
+            // Windows reports an earlier answer's "port unreachable" on any UDP socket; only
+            // a connected one (send's) has a destination that refused.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset && socket.peer_addr().is_err() => {
+                continue;
+            }
             // What came before the error is delivered; the error comes on the next call.
             Err(_) if i > 0 => break,
             Err(e) => {
@@ -124,7 +134,7 @@ pub fn recv_batch(
             }
         }
     }
-    if block && max > 1 {
+    if block && waited {
         socket.set_nonblocking(false)?;
     }
     result

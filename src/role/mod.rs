@@ -1,0 +1,68 @@
+//! What listen does with a datagram besides printing it: answer it (`--echo`, `--exec`) or,
+//! later, relay it. At most one role per listener; each lives in its own file behind
+//! [`Role`], so the listen loop, the output and the sockets know nothing of any of them.
+
+pub mod echo;
+pub mod exec;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::net::Listener;
+
+/// A datagram that passed `--allow` and was printed, as a role sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    /// 1 for the first datagram listen accepted.
+    pub index: u64,
+    pub payload: &'a [u8],
+    /// The sender, as the socket gave it (what to answer to).
+    pub from: SocketAddr,
+    /// The sender as udpcat shows it (IPv4-mapped shown as IPv4).
+    pub peer: SocketAddr,
+    /// The local address it arrived on, as udpcat shows it.
+    pub local: SocketAddr,
+    /// Which of listen's sockets it came in on.
+    pub socket: usize,
+    /// The source address to answer from (the arrival address), where the system says it.
+    pub reply_from: Option<IpAddr>,
+}
+
+/// One answering or relaying role.
+pub trait Role {
+    /// How many more datagrams the role can take now (`None`: any number). With 0, listen
+    /// stops reading; the kernel queues what arrives.
+    fn room(&self) -> Option<usize> {
+        None
+    }
+
+    /// Handles a datagram (listen has printed it).
+    fn take(&mut self, d: &Incoming<'_>, sockets: &[Listener]) -> Result<()>;
+
+    /// Finishes what completed since the last call (exec: commands that ended, their
+    /// replies sent) and stops what ran past its deadline.
+    fn collect(&mut self, _sockets: &[Listener]) -> Result<()> {
+        Ok(())
+    }
+
+    /// When the loop must wake for the role next (exec: the earliest --exec-timeout).
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    /// For `--count`: how many datagrams the role has finished with, when the count is of
+    /// finished work rather than of datagrams printed (exec: commands that ended).
+    fn finished(&self) -> Option<u64> {
+        None
+    }
+
+    /// Stops whatever still runs (a signal, a timeout, the end of output).
+    fn stop(&mut self) {}
+
+    /// The role's part of the `--stats` line, starting with `; `.
+    fn stats(&self) -> String {
+        String::new()
+    }
+}
