@@ -195,8 +195,33 @@ pub struct ListenArgs {
     pub timeout: Option<Duration>,
 
     /// Send each datagram back to its sender, unchanged
-    #[arg(long)]
+    #[arg(long, conflicts_with = "exec")]
     pub echo: bool,
+
+    /// Answer each datagram with what CMD prints (CMD runs through the shell per datagram)
+    ///
+    /// CMD runs as `sh -c CMD` (`cmd /C CMD` on Windows) with the payload on its stdin, then
+    /// end of file; the payload is never put on a command line or in the environment. The
+    /// environment adds UDPCAT_PEER, UDPCAT_PEER_ADDR, UDPCAT_PEER_PORT, UDPCAT_LOCAL,
+    /// UDPCAT_LOCAL_ADDR, UDPCAT_LOCAL_PORT and UDPCAT_INDEX (1 for the first datagram). When
+    /// CMD exits 0, everything it printed goes back to the sender as one datagram, from the
+    /// address the datagram arrived on; empty output sends nothing. A non-zero exit, a
+    /// signal, output larger than a datagram or --exec-timeout: a warning naming the
+    /// datagram, and no reply. CMD's stderr is udpcat's. With --count N, udpcat ends once
+    /// N commands have finished. Anyone who can reach the port runs CMD with their payload
+    /// as input: bind to loopback or use --allow.
+    #[arg(long, value_name = "CMD")]
+    pub exec: Option<String>,
+
+    /// With --exec, how long a command may run (default 10s); then it and what it started
+    /// are stopped, and nothing is sent
+    #[arg(long, value_name = "DUR", value_parser = parse_wait)]
+    pub exec_timeout: Option<Duration>,
+
+    /// With --exec, how many commands run at once (default 16); with all busy, udpcat stops
+    /// reading and the system queues datagrams. --jobs 1 answers in order
+    #[arg(long, value_name = "N", value_parser = parse_jobs)]
+    pub jobs: Option<usize>,
 
     /// Accept only senders in this network (repeatable; a bare IP is a /32 or /128)
     ///
@@ -414,6 +439,14 @@ fn parse_recv_buffer(s: &str) -> Result<usize, String> {
             "{n} bytes is more receive buffer than a socket can have: at most 1G ({MAX_RECV_BUFFER} bytes)"
         )),
         n => Ok(n),
+    }
+}
+
+fn parse_jobs(s: &str) -> Result<usize, String> {
+    let shown = crate::output::escape_message(s);
+    match s.parse::<usize>() {
+        Ok(n @ 1..=4096) => Ok(n),
+        _ => Err(format!("'{shown}' is not a number of jobs (1 to 4096)")),
     }
 }
 

@@ -14,5 +14,7 @@ pub mod listen;
 pub mod logging;
 pub mod net;
 pub mod output;
+pub mod process;
+pub mod role;
 pub mod send;
 pub mod signal;

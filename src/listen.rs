@@ -17,6 +17,9 @@ use crate::exit::{self, Fail, Status};
 use crate::logging;
 use crate::net::{self, ListenOptions, Listener, Poller, Receiver};
 use crate::output::{self, Datagram, Printer};
+use crate::role::echo::Echo;
+use crate::role::exec::{self as exec_role, Exec, ExecConfig};
+use crate::role::{Incoming, Role};
 use crate::signal::Signals;
 
 /// One address to bind; `optional` ones (::1 for localhost) are skipped where the system
@@ -28,6 +31,14 @@ pub struct BindGroup {
     pub v6_optional: bool,
 }
 
+/// The role a listener plays besides printing.
+#[derive(Debug, Clone)]
+pub enum RoleConfig {
+    Print,
+    Echo,
+    Exec(ExecConfig),
+}
+
 /// Everything `listen` needs, validated.
 #[derive(Debug)]
 pub struct Config {
@@ -35,7 +46,8 @@ pub struct Config {
     pub output: output::Options,
     pub count: Option<u64>,
     pub timeout: Option<Duration>,
-    pub echo: bool,
+    /// What is done with each datagram besides printing it.
+    pub role: RoleConfig,
     pub allow: Vec<IpNet>,
     pub socket: ListenOptions,
     /// `--recv-buffer` was given (a shortfall is then worth a warning).
@@ -108,12 +120,33 @@ impl Config {
         };
         output.check().map_err(exit::usage)?;
         check_twice(&groups)?;
+        let role = match (&args.exec, args.echo) {
+            (Some(command), _) => RoleConfig::Exec(ExecConfig {
+                command: command.clone(),
+                timeout: args.exec_timeout.unwrap_or(exec_role::DEFAULT_TIMEOUT),
+                jobs: args.jobs.unwrap_or(exec_role::DEFAULT_JOBS),
+            }),
+            (None, true) => RoleConfig::Echo,
+            (None, false) => RoleConfig::Print,
+        };
+        if args.exec.is_none() {
+            for (given, flag) in [
+                (args.exec_timeout.is_some(), "--exec-timeout"),
+                (args.jobs.is_some(), "--jobs"),
+            ] {
+                if given {
+                    return Err(exit::usage(format!(
+                        "{flag} has no effect without --exec (it shapes how commands run)"
+                    )));
+                }
+            }
+        }
         Ok(Config {
             groups,
             output,
             count: args.count,
             timeout: args.timeout,
-            echo: args.echo,
+            role,
             allow: args.allow,
             socket: ListenOptions {
                 // Arrival times for json's `ts`, and to write the records of several sockets
@@ -197,15 +230,26 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
     };
     let started = Instant::now();
 
+    let mut role: Option<Box<dyn Role>> = match &cfg.role {
+        RoleConfig::Print => None,
+        RoleConfig::Echo => Some(Box::new(Echo)),
+        RoleConfig::Exec(exec) => Some(Box::new(
+            Exec::new(exec.clone(), &mut poller).context("starting --exec")?,
+        )),
+    };
     let result = receive(
         &cfg,
         &listeners,
         signals,
         &mut poller,
-        &mut out,
-        &mut printer,
+        &mut role,
+        (&mut out, &mut printer),
         &mut stats,
     );
+    // Whatever ended the loop, nothing the role started outlives it.
+    if let Some(r) = role.as_mut() {
+        r.stop();
+    }
     let flushed = out.flush().context("writing to stdout");
     for (l, drops) in listeners.iter().zip(&mut stats.drops) {
         if let Some(final_count) = net::kernel_drops(&l.socket) {
@@ -213,7 +257,8 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
         }
     }
     if cfg.stats {
-        print_stats(&stats, started.elapsed());
+        let extra = role.as_ref().map(|r| r.stats()).unwrap_or_default();
+        print_stats(&stats, started.elapsed(), &extra);
     }
     let status = result?;
     flushed?;
@@ -348,10 +393,21 @@ fn receive<W: Write>(
     listeners: &[Listener],
     signals: &Signals,
     poller: &mut Poller,
-    out: &mut W,
-    printer: &mut Printer,
+    role: &mut Option<Box<dyn Role>>,
+    (out, printer): (&mut W, &mut Printer),
     stats: &mut Stats,
 ) -> Result<Status> {
+    // --count counts datagrams printed, or with a role that finishes work (exec), the work
+    // finished.
+    let done = |stats: &Stats, role: &Option<Box<dyn Role>>| match cfg.count {
+        None => false,
+        Some(c) => {
+            role.as_ref()
+                .and_then(|r| r.finished())
+                .unwrap_or(stats.datagrams)
+                >= c
+        }
+    };
     // One receiver per socket: a drain takes a batch from each, then writes them merged in
     // arrival order.
     let mut rxs: Vec<Receiver> = listeners
@@ -369,8 +425,16 @@ fn receive<W: Write>(
         while busy {
             busy = false;
             let room = cfg.count.map_or(net::BATCH as u64, |c| {
-                (c - stats.datagrams).min(net::BATCH as u64)
+                c.saturating_sub(stats.datagrams).min(net::BATCH as u64)
             }) as usize;
+            // A role with no room left (all --jobs busy) means: leave it in the kernel.
+            let room = role
+                .as_ref()
+                .and_then(|r| r.room())
+                .map_or(room, |r| r.min(room));
+            if room == 0 {
+                break;
+            }
             for (i, l) in listeners.iter().enumerate() {
                 got[i] = rxs[i]
                     .recv(&l.socket, room)
@@ -409,12 +473,6 @@ fn receive<W: Write>(
                         net::DATAGRAM_BUFFER
                     );
                 }
-                if cfg.echo {
-                    let local = meta.reply_from.filter(|_| l.wildcard);
-                    if let Err(e) = net::send_from(&l.socket, payload, meta.from, local) {
-                        tracing::warn!("cannot echo to {from}: {e}");
-                    }
-                }
                 let to = match meta.to {
                     Some(ip) if l.wildcard => addr::canonical(SocketAddr::new(ip, l.local.port())),
                     _ => l.local,
@@ -434,7 +492,19 @@ fn receive<W: Write>(
                 stats.bytes += payload.len() as u64;
                 // Only accepted datagrams restart the --timeout clock.
                 last_datagram = read_at;
-                if cfg.count.is_some_and(|c| stats.datagrams >= c) {
+                if let Some(role) = role.as_mut() {
+                    let incoming = Incoming {
+                        index: stats.datagrams,
+                        payload,
+                        from: meta.from,
+                        peer: from,
+                        local: to,
+                        socket: i,
+                        reply_from: meta.reply_from,
+                    };
+                    role.take(&incoming, listeners)?;
+                }
+                if done(stats, role) {
                     return Ok(Status::Success);
                 }
             }
@@ -450,14 +520,28 @@ fn receive<W: Write>(
             .timeout
             .map(|t| t.saturating_sub(last_datagram.elapsed()));
         if remaining == Some(Duration::ZERO) {
-            return timed_out(cfg, stats);
+            return timed_out(cfg, stats, role);
         }
-        if poller.wait(remaining).context("waiting for datagrams")? == net::Wake::OutputGone {
+        let role_wait = role
+            .as_ref()
+            .and_then(|r| r.deadline())
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        let wait = match (remaining, role_wait) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if poller.wait(wait).context("waiting for datagrams")? == net::Wake::OutputGone {
             return Ok(Status::Success);
         }
         // Whatever woke us (a signal, or on Windows the console handler's waker).
         if let Some(status) = signals.stop_requested() {
             return Ok(status);
+        }
+        if let Some(r) = role.as_mut() {
+            r.collect(listeners)?;
+            if done(stats, role) {
+                return Ok(Status::Success);
+            }
         }
     }
 }
@@ -478,18 +562,21 @@ fn earliest(rxs: &[Receiver], got: &[usize], next: &[usize]) -> Option<usize> {
     best.map(|(i, _)| i)
 }
 
-fn timed_out(cfg: &Config, stats: &Stats) -> Result<Status> {
+fn timed_out(cfg: &Config, stats: &Stats, role: &Option<Box<dyn Role>>) -> Result<Status> {
     let after = output::duration(cfg.timeout.unwrap_or_default());
     let got = stats.datagrams;
-    let message = match cfg.count {
-        Some(c) if got < c => format!("timed out after {after}: {got} of {c} datagrams"),
-        None if got == 0 => format!("timed out after {after} without a datagram"),
+    let message = match (cfg.count, role.as_ref().and_then(|r| r.finished())) {
+        (Some(c), Some(f)) if f < c => {
+            format!("timed out after {after}: {f} of {c} commands finished")
+        }
+        (Some(c), None) if got < c => format!("timed out after {after}: {got} of {c} datagrams"),
+        (None, _) if got == 0 => format!("timed out after {after} without a datagram"),
         _ => return Ok(Status::Success),
     };
     Err(Fail::new(Status::TimedOut, message).into())
 }
 
-fn print_stats(stats: &Stats, elapsed: Duration) {
+fn print_stats(stats: &Stats, elapsed: Duration, extra: &str) {
     let secs = elapsed.as_secs_f64();
     let rate = if secs > 0.0 {
         stats.datagrams as f64 / secs
@@ -502,7 +589,7 @@ fn print_stats(stats: &Stats, elapsed: Duration) {
         None => "unknown".to_string(),
     };
     logging::stderr_line(format!(
-        "udpcat: received {}, {} in {:.3}s ({:.1} datagrams/s); {} refused by --allow; {} dropped by the kernel",
+        "udpcat: received {}, {} in {:.3}s ({:.1} datagrams/s); {} refused by --allow; {} dropped by the kernel{extra}",
         output::plural(stats.datagrams, "datagram"),
         output::plural(stats.bytes, "byte"),
         secs,
