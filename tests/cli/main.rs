@@ -10,6 +10,7 @@
 
 mod bad_input;
 mod docs;
+mod exec;
 mod exit_status;
 mod faults;
 mod formats;
