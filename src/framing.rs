@@ -3,7 +3,9 @@
 //!
 //! Records are framed in place in one reusable buffer: `fill` reads once, then `next_record`
 //! hands out every complete record as a range of `buf()`, so a caller sends what it has
-//! before it blocks on more input.
+//! before it blocks on more input. A record that outgrows the buffer before its end arrives
+//! is read on to its end without being kept (see `Long`), so the error names its real size
+//! while memory stays flat, however long it is.
 
 use std::fmt;
 use std::io::{self, Read};
@@ -48,28 +50,23 @@ pub struct RecordError {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
-    /// `len` bytes (or, when `at_least`, more than `len`) over the limit `max`.
+    /// A payload of `len` bytes (decoded bytes, for hex), over the limit `max`. A `u64`: a
+    /// record is counted to its end however long it is.
     TooLarge {
-        len: usize,
-        at_least: bool,
+        len: u64,
         max: usize,
     },
     NotUtf8 {
         offset: usize,
     },
     BadHex(String),
-    /// More than `chars` characters of hex text without an end: no datagram holds that.
-    HexTooLong {
-        chars: usize,
-        max: usize,
-    },
 }
 
 impl fmt::Display for RecordError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: ", self.place)?;
         match &self.kind {
-            Problem::TooLarge { len, at_least, max } => {
+            Problem::TooLarge { len, max } => {
                 let over = if *max == MAX_PAYLOAD_V4 {
                     " over IPv4"
                 } else if *max == MAX_PAYLOAD_V6 {
@@ -77,14 +74,9 @@ impl fmt::Display for RecordError {
                 } else {
                     ""
                 };
-                let size = if *at_least {
-                    format!("more than {len} bytes")
-                } else {
-                    format!("{len} bytes")
-                };
                 write!(
                     f,
-                    "{size}, more than one UDP datagram can carry{over} ({max})"
+                    "{len} bytes, more than one UDP datagram can carry{over} ({max})"
                 )
             }
             Problem::NotUtf8 { offset } => write!(
@@ -93,10 +85,6 @@ impl fmt::Display for RecordError {
                 offset + 1
             ),
             Problem::BadHex(why) => write!(f, "bad hex: {why}"),
-            Problem::HexTooLong { chars, max } => write!(
-                f,
-                "more than {chars} characters of hex text, more than one UDP datagram ({max} bytes) can carry"
-            ),
         }
     }
 }
@@ -111,8 +99,7 @@ pub fn finish_record(raw: &mut [u8], encoding: Encoding, max: usize) -> Result<u
     };
     if len > max {
         return Err(Problem::TooLarge {
-            len,
-            at_least: false,
+            len: len as u64,
             max,
         });
     }
@@ -136,18 +123,15 @@ pub fn decode_hex_in_place(buf: &mut [u8]) -> Result<usize, String> {
             read += 1;
             continue;
         }
-        let hi = hex_value(c).ok_or_else(|| not_hex(c, read))?;
+        let hi = hex_value(c).ok_or_else(|| not_hex(c, read as u64))?;
         let Some(&c2) = buf.get(read + 1) else {
-            return Err("odd number of hex digits (each byte needs two)".into());
+            return Err(ODD_HEX.into());
         };
         let lo = hex_value(c2).ok_or_else(|| {
             if is_hex_separator(c2) {
-                format!(
-                    "lone hex digit at column {} (each byte needs two)",
-                    read + 1
-                )
+                lone_hex(read as u64)
             } else {
-                not_hex(c2, read + 1)
+                not_hex(c2, read as u64 + 1)
             }
         })?;
         buf[write] = hi << 4 | lo;
@@ -170,12 +154,20 @@ fn hex_value(c: u8) -> Option<u8> {
     }
 }
 
-fn not_hex(c: u8, at: usize) -> String {
+/// The complaints about hex text, shared by `decode_hex_in_place` and `Long`, so a record
+/// gets the same words whichever way it was decoded. `at` is 0-based in the record.
+const ODD_HEX: &str = "odd number of hex digits (each byte needs two)";
+
+fn not_hex(c: u8, at: u64) -> String {
     format!(
         "'{}' at column {} is not a hex digit",
         (c as char).escape_default(),
         at + 1
     )
+}
+
+fn lone_hex(at: u64) -> String {
+    format!("lone hex digit at column {} (each byte needs two)", at + 1)
 }
 
 /// Reads up to this much per `read` call. 64 KiB, not more: a block sent right after it
@@ -189,7 +181,8 @@ pub struct Framer {
     split: Split,
     encoding: Encoding,
     max: usize,
-    /// The most raw (undecoded) bytes a record may occupy before it is known to be too large.
+    /// The most raw (undecoded) bytes a record may occupy in the buffer; a record still
+    /// without its end past this is read on as a `Long` one.
     raw_limit: usize,
     buf: Vec<u8>,
     /// Unconsumed input is `buf[start..end]`.
@@ -201,14 +194,87 @@ pub struct Framer {
     whole_sent: bool,
     /// 1-based number of the next record.
     number: u64,
-    failed: bool,
+    state: State,
+}
+
+/// Where the framer is. One field, so the fast path asks one question per record.
+#[derive(Debug)]
+enum State {
+    /// Records are framed whole in the buffer.
+    Framing,
+    /// The record at `start` outgrew the buffer before its end arrived.
+    Long(Long),
+    /// A record was bad: nothing more is handed out.
+    Failed,
+}
+
+/// A record that outgrew the buffer before its end arrived. Its bytes are consumed as they
+/// come, so memory stays flat however long it is: counted, and for hex also checked and
+/// decoded. The decoded bytes are kept at the front of the record, `buf[start..start + len]`,
+/// while they still fit a datagram (hex text may be long and its payload small); other
+/// records only get here once they are too large, so nothing of them is kept. A line's last
+/// "\r" waits, unconsumed, for the next byte to say whether it ends the line.
+#[derive(Debug, Default)]
+struct Long {
+    /// Raw bytes of the record consumed so far (the 0-based column of the next one).
+    raw: u64,
+    /// Payload bytes so far (decoded bytes, for hex).
+    len: u64,
+    /// Hex: a high digit waiting for its low one, and its column.
+    hi: Option<(u8, u64)>,
+}
+
+impl Long {
+    /// How many payload bytes are kept at the front of the record.
+    fn kept(&self, encoding: Encoding, max: usize) -> usize {
+        if encoding == Encoding::Hex && self.len <= max as u64 {
+            self.len as usize
+        } else {
+            0
+        }
+    }
+
+    /// Decodes the record's next raw bytes `buf[raw]`, writing each payload byte to
+    /// `buf[start + len]` while the payload still fits `max`. Writing never overtakes
+    /// reading: the kept bytes end where `raw` starts, and each byte written took two read.
+    /// Fails with the words and column `decode_hex_in_place` would give the whole record.
+    fn decode_hex(
+        &mut self,
+        buf: &mut [u8],
+        raw: Range<usize>,
+        start: usize,
+        max: usize,
+    ) -> Result<(), String> {
+        let first = raw.start;
+        for i in raw {
+            let c = buf[i];
+            let col = self.raw + (i - first) as u64;
+            match self.hi.take() {
+                None if is_hex_separator(c) => {}
+                None => self.hi = Some((hex_value(c).ok_or_else(|| not_hex(c, col))?, col)),
+                Some((hi, hi_col)) => {
+                    let lo = match hex_value(c) {
+                        Some(lo) => lo,
+                        None if is_hex_separator(c) => return Err(lone_hex(hi_col)),
+                        None => return Err(not_hex(c, col)),
+                    };
+                    if self.len < max as u64 {
+                        buf[start + self.len as usize] = hi << 4 | lo;
+                    }
+                    self.len += 1;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Framer {
     pub fn new(split: Split, encoding: Encoding, max: usize) -> Self {
         let raw_limit = match (split, encoding) {
             (Split::Chunk(n), _) => n,
-            // A hex byte can take any number of separators; 4 chars a byte is generous.
+            // A hex byte can take any number of separators; 4 chars a byte is generous
+            // (longer hex text is decoded as it comes, see `Long`).
             (_, Encoding::Hex) => max * 4 + 2,
             // A line may carry a "\r" that is not payload.
             _ => max + 1,
@@ -225,7 +291,7 @@ impl Framer {
             eof: false,
             whole_sent: false,
             number: 1,
-            failed: false,
+            state: State::Framing,
         }
     }
 
@@ -236,10 +302,15 @@ impl Framer {
 
     /// True once the input has ended and every record has been handed out.
     pub fn is_finished(&self) -> bool {
-        self.failed
-            || (self.eof
-                && self.start == self.end
-                && (self.split != Split::Whole || self.whole_sent))
+        match self.state {
+            State::Failed => true,
+            State::Long(_) => false,
+            State::Framing => {
+                self.eof
+                    && self.start == self.end
+                    && (self.split != Split::Whole || self.whole_sent)
+            }
+        }
     }
 
     /// Reads once from `input` (moving unconsumed bytes to the front first). Returns the
@@ -254,7 +325,7 @@ impl Framer {
             self.start = 0;
         }
         if self.end == self.buf.len() {
-            // Only possible in Whole mode past the limit; next_record reports it.
+            // Only when `fill` ran again without `next_record` in between (which makes room).
             return Ok(usize::MAX);
         }
         loop {
@@ -274,10 +345,12 @@ impl Framer {
     }
 
     /// The next complete record as a range of `buf()`, `Ok(None)` when more input is needed
-    /// (or none is left). After an error, nothing more is handed out.
+    /// (or none is left). After an error, nothing more is handed out. A record too large for
+    /// a datagram fails once its end has arrived (its delimiter, or the end of input), naming
+    /// its size; until then this says `Ok(None)` and `fill` reads on.
     pub fn next_record(&mut self) -> Result<Option<Range<usize>>, RecordError> {
-        if self.failed {
-            return Ok(None);
+        if !matches!(self.state, State::Framing) {
+            return self.next_long();
         }
         let raw = match self.split {
             Split::Lines | Split::Null => {
@@ -304,13 +377,13 @@ impl Framer {
                     }
                     None => {
                         self.scan = self.end;
-                        return self.check_pending().map(|()| None);
+                        return self.check_pending();
                     }
                 }
             }
             Split::Whole => {
                 if self.whole_sent || !self.eof {
-                    return self.check_pending().map(|()| None);
+                    return self.check_pending();
                 }
                 self.whole_sent = true;
                 let raw = self.start..self.end;
@@ -333,39 +406,94 @@ impl Framer {
         match finish_record(&mut self.buf[raw.clone()], self.encoding, self.max) {
             Ok(len) => Ok(Some(raw.start..raw.start + len)),
             Err(kind) => {
-                self.failed = true;
+                self.state = State::Failed;
                 Err(RecordError { place, kind })
             }
         }
     }
 
-    /// A record still waiting for its end that is already too large fails now, instead of
-    /// buffering without bound.
-    fn check_pending(&mut self) -> Result<(), RecordError> {
-        let pending = self.end - self.start;
-        if pending > self.raw_limit {
-            self.failed = true;
-            let kind = if self.encoding == Encoding::Hex {
-                Problem::HexTooLong {
-                    chars: self.raw_limit,
-                    max: self.max,
-                }
-            } else {
-                // The record has at least `pending` bytes, less a last "\r" that a "\n"
-                // may still make a line end.
-                let known = pending - usize::from(self.buf[self.end - 1] == b'\r');
-                Problem::TooLarge {
-                    len: known - 1,
-                    at_least: true,
-                    max: self.max,
-                }
-            };
-            return Err(RecordError {
-                place: self.place(),
-                kind,
-            });
+    /// A record still waiting for its end that no longer fits the buffer is read on as a
+    /// `Long` one, instead of buffering without bound.
+    fn check_pending(&mut self) -> Result<Option<Range<usize>>, RecordError> {
+        if self.end - self.start > self.raw_limit {
+            self.state = State::Long(Long::default());
+            return self.next_long();
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// `next_record` off the fast path. For a `Long` record: consumes what has arrived of
+    /// it; at its end, fails naming its size (or, hex that fits once decoded, hands it out
+    /// like any record). After a failure: nothing.
+    #[cold]
+    #[inline(never)]
+    fn next_long(&mut self) -> Result<Option<Range<usize>>, RecordError> {
+        let State::Long(long) = &mut self.state else {
+            return Ok(None);
+        };
+        let from = self.start + long.kept(self.encoding, self.max);
+        let (stop, delimited) = match self.split {
+            Split::Lines | Split::Null => {
+                let delim = if self.split == Split::Lines { b'\n' } else { 0 };
+                match memchr::memchr(delim, &self.buf[from..self.end]) {
+                    Some(i) => (from + i, true),
+                    None => (self.end, false),
+                }
+            }
+            Split::Whole | Split::Chunk(_) => (self.end, false),
+        };
+        // A "\r" before "\n" is not payload; one at the end of what has arrived waits for
+        // the next byte. At the end of input it is payload, as in a short last line.
+        let held = self.split == Split::Lines
+            && stop > from
+            && self.buf[stop - 1] == b'\r'
+            && (delimited || !self.eof);
+        let body = from..stop - usize::from(held);
+        let consumed = if self.encoding == Encoding::Hex {
+            long.decode_hex(&mut self.buf, body.clone(), self.start, self.max)
+        } else {
+            long.len += body.len() as u64;
+            Ok(())
+        };
+        long.raw += body.len() as u64;
+        if let Err(why) = consumed {
+            return Err(self.fail(Problem::BadHex(why)));
+        }
+        if !(delimited || self.eof) {
+            // Drop what was consumed; a held "\r" moves to just after the kept bytes.
+            let kept_end = self.start + long.kept(self.encoding, self.max);
+            if held {
+                self.buf[kept_end] = b'\r';
+            }
+            self.end = kept_end + usize::from(held);
+            self.scan = self.end;
+            return Ok(None);
+        }
+        // The record's end.
+        if long.hi.is_some() {
+            return Err(self.fail(Problem::BadHex(ODD_HEX.into())));
+        }
+        let len = long.len;
+        if self.encoding != Encoding::Hex || len > self.max as u64 {
+            return Err(self.fail(Problem::TooLarge { len, max: self.max }));
+        }
+        // Hex text too long for the buffer, its payload not too large for a datagram.
+        let record = self.start..self.start + len as usize;
+        self.state = State::Framing;
+        self.start = if delimited { stop + 1 } else { self.end };
+        self.scan = self.start;
+        self.whole_sent = self.split == Split::Whole;
+        self.number += 1;
+        Ok(Some(record))
+    }
+
+    /// Stops the framer at the current record with `kind`.
+    fn fail(&mut self, kind: Problem) -> RecordError {
+        self.state = State::Failed;
+        RecordError {
+            place: self.place(),
+            kind,
+        }
     }
 
     fn place(&self) -> String {
@@ -524,39 +652,195 @@ mod tests {
         assert_eq!((r.len(), e), (2, None));
     }
 
+    fn err_text(e: Option<RecordError>) -> String {
+        e.map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    fn a(n: usize) -> Vec<u8> {
+        vec![b'a'; n]
+    }
+
+    fn too_large(place: &str, len: usize, max: usize) -> String {
+        let fam = if max == MAX_PAYLOAD_V4 {
+            "IPv4"
+        } else {
+            "IPv6"
+        };
+        format!("{place}: {len} bytes, more than one UDP datagram can carry over {fam} ({max})")
+    }
+
+    /// The contract the simple way, with all of the input in memory: the raw records, each
+    /// checked by `finish_record`; the records before the first bad one, and its error.
+    fn reference(
+        input: &[u8],
+        split: Split,
+        enc: Encoding,
+        max: usize,
+    ) -> (Vec<Vec<u8>>, Option<RecordError>) {
+        let raws: Vec<&[u8]> = match split {
+            Split::Whole => vec![input],
+            Split::Chunk(n) => input.chunks(n).collect(),
+            Split::Lines | Split::Null => {
+                let delim = if split == Split::Lines { b'\n' } else { 0 };
+                let mut v: Vec<&[u8]> = input.split(|&b| b == delim).collect();
+                // The last piece has no delimiter after it: a record only if not empty, and
+                // its "\r" is payload.
+                let last = v.pop().unwrap_or_default();
+                if split == Split::Lines {
+                    for r in &mut v {
+                        *r = r.strip_suffix(b"\r").unwrap_or(r);
+                    }
+                }
+                if !last.is_empty() {
+                    v.push(last);
+                }
+                v
+            }
+        };
+        let mut out = Vec::new();
+        for (i, raw) in raws.into_iter().enumerate() {
+            let mut rec = raw.to_vec();
+            match finish_record(&mut rec, enc, max) {
+                Ok(n) => out.push(rec[..n].to_vec()),
+                Err(kind) => {
+                    let place = match split {
+                        Split::Lines => format!("stdin line {}", i + 1),
+                        Split::Null | Split::Chunk(_) => format!("stdin record {}", i + 1),
+                        Split::Whole => "stdin".to_string(),
+                    };
+                    return (out, Some(RecordError { place, kind }));
+                }
+            }
+        }
+        (out, None)
+    }
+
     #[test]
-    fn oversize_is_reported_with_its_line_even_without_a_newline() {
-        let mut input = b"short\n".to_vec();
-        input.extend(vec![b'a'; MAX_PAYLOAD_V4 + 1]);
-        input.extend(b"\nnever\n");
-        let (r, e) = frame(
-            &input,
-            &[4096],
-            Split::Lines,
-            Encoding::Utf8,
-            MAX_PAYLOAD_V4,
+    fn oversize_record_is_read_to_its_end_and_named_with_its_size() {
+        let v4 = MAX_PAYLOAD_V4;
+        // Line 3 of 70,000 bytes, however the reads cut it (the last in one read).
+        let input = [&b"1\n2\n"[..], &a(70_000), b"\nnever\n"].concat();
+        for pieces in [&[4096][..], &[65_536], &[1000, 7, 65_535], &[100_000]] {
+            let (r, e) = frame(&input, pieces, Split::Lines, Encoding::Utf8, v4);
+            assert_eq!(r, [b"1".to_vec(), b"2".to_vec()], "pieces {pieces:?}");
+            assert_eq!(err_text(e), too_large("stdin line 3", 70_000, v4));
+        }
+        // The size is what is wrong with it, before its bytes: UTF-8 or not.
+        let bad = [&a(69_999)[..], b"\xff\nnever\n"].concat();
+        let (_, e) = frame(&bad, &[4096], Split::Lines, Encoding::Utf8, v4);
+        assert_eq!(err_text(e), too_large("stdin line 1", 70_000, v4));
+        // With no end but the end of input.
+        let (_, e) = frame(&a(200_000), &[8192], Split::Lines, Encoding::Binary, v4);
+        assert_eq!(err_text(e), too_large("stdin line 1", 200_000, v4));
+        // NUL-terminated records.
+        let input = [&b"a\0b\0"[..], &a(70_000), b"\0never\0"].concat();
+        let (r, e) = frame(&input, &[4096], Split::Null, Encoding::Binary, v4);
+        assert_eq!(r.len(), 2);
+        assert_eq!(err_text(e), too_large("stdin record 3", 70_000, v4));
+        // --whole: all of the input; IPv6's limit for an IPv6 destination.
+        let v6 = MAX_PAYLOAD_V6;
+        let (r, e) = frame(&a(70_000), &[4096], Split::Whole, Encoding::Utf8, v6);
+        assert_eq!(r.len(), 0);
+        assert_eq!(err_text(e), too_large("stdin", 70_000, v6));
+        let (r, e) = frame(&a(v6), &[4096], Split::Whole, Encoding::Utf8, v6);
+        assert_eq!((r, e), (vec![a(v6)], None));
+    }
+
+    #[test]
+    fn a_crlf_line_end_is_not_payload_wherever_the_reads_cut_it() {
+        let max = MAX_PAYLOAD_V4;
+        // First reads that end before, on and after the "\r", then byte by byte.
+        for first in [max - 1, max, max + 1, max + 2, max + 3] {
+            let cut = |input: &[u8]| frame(input, &[first, 1], Split::Lines, Encoding::Utf8, max);
+            // 65,508 bytes and CRLF: 65,508 bytes.
+            let (r, e) = cut(&[&a(max + 1)[..], b"\r\nnever\n"].concat());
+            assert_eq!(r.len(), 0);
+            assert_eq!(err_text(e), too_large("stdin line 1", max + 1, max));
+            // The limit exactly and CRLF: sent, without the "\r".
+            let (r, e) = cut(&[&a(max)[..], b"\r\nnext\n"].concat());
+            assert_eq!((r, e), (vec![a(max), b"next".to_vec()], None));
+            // A "\r" not right before "\n" is payload: in the middle, or last of the input.
+            let (_, e) = cut(&[&a(max)[..], b"\r\r\n"].concat());
+            assert_eq!(err_text(e), too_large("stdin line 1", max + 1, max));
+            let (_, e) = cut(&[&a(max)[..], b"\r"].concat());
+            assert_eq!(err_text(e), too_large("stdin line 1", max + 1, max));
+            let (_, e) = cut(&[&a(max + 1)[..], b"\r"].concat());
+            assert_eq!(err_text(e), too_large("stdin line 1", max + 2, max));
+        }
+    }
+
+    #[test]
+    fn hex_text_longer_than_the_buffer_is_decoded_as_it_comes() {
+        let max = MAX_PAYLOAD_V4;
+        // Five characters a byte: more text than the buffer holds for a datagram's worth.
+        let spaced = |n: usize| -> Vec<u8> {
+            (0..n)
+                .flat_map(|i| format!("{:02x} : ", i as u8).into_bytes())
+                .collect()
+        };
+        let hex = |input: &[u8]| frame(input, &[4096], Split::Lines, Encoding::Hex, max);
+        // Too large: named by the decoded size.
+        let (r, e) = hex(&[&b"00\n"[..], &spaced(70_000), b"\n01\n"].concat());
+        assert_eq!(r, [vec![0]]);
+        assert_eq!(err_text(e), too_large("stdin line 2", 70_000, max));
+        // The limit exactly, in long text: sent.
+        let (r, e) = hex(&[&spaced(max)[..], b"\r\n01\n"].concat());
+        let want: Vec<u8> = (0..max).map(|i| i as u8).collect();
+        assert_eq!((r, e), (vec![want, vec![1]], None));
+        // Long text, small payload: sent.
+        let (r, e) = hex(&[&b"00"[..], &vec![b' '; 300_000], b"ff\n01\n"].concat());
+        assert_eq!((r, e), (vec![vec![0, 0xff], vec![1]], None));
+        // Bad hex far into a long record: the words and column a short record gets, also
+        // where the payload is already too large.
+        for (tail, says) in [
+            (&b"zz"[..], "'z' at column"),
+            (b"a b", "lone hex digit"),
+            (b"abc", "odd number"),
+            (b"a\r", "lone hex digit"),
+            (b"a\r\r", "lone hex digit"),
+            (b"a", "odd number"),
+        ] {
+            for n in [1000, 70_000] {
+                let mut record = [&vec![b' '; 300_000][..], &spaced(n), tail].concat();
+                let input = [&record[..], b"\r\nnever\n"].concat();
+                let want = decode_hex_in_place(&mut record).unwrap_err();
+                assert!(want.contains(says), "{want}");
+                let (r, e) = hex(&input);
+                assert_eq!(r.len(), 0);
+                assert_eq!(err_text(e), format!("stdin line 1: bad hex: {want}"));
+            }
+        }
+        // --whole: all of the input is one record.
+        let (r, e) = frame(&spaced(70_000), &[4096], Split::Whole, Encoding::Hex, max);
+        assert_eq!(r.len(), 0);
+        assert_eq!(err_text(e), too_large("stdin", 70_000, max));
+    }
+
+    /// A line far larger than memory would allow to keep: counted as it passes, in the one
+    /// buffer the framer started with.
+    #[test]
+    fn a_huge_line_is_counted_not_kept() {
+        const SIZE: u64 = 1 << 30;
+        let mut input = io::repeat(b'a').take(SIZE).chain(&b"\nnever\n"[..]);
+        let mut framer = Framer::new(Split::Lines, Encoding::Binary, MAX_PAYLOAD_V4);
+        let room = framer.buf().len();
+        let e = loop {
+            match framer.next_record() {
+                Ok(Some(r)) => panic!("a record {r:?} out of a huge line"),
+                Ok(None) => {
+                    assert!(!framer.is_finished());
+                    framer.fill(&mut input).unwrap();
+                }
+                Err(e) => break e,
+            }
+            assert_eq!(framer.buf().len(), room);
+        };
+        assert_eq!(
+            e.to_string(),
+            too_large("stdin line 1", SIZE as usize, MAX_PAYLOAD_V4)
         );
-        assert_eq!(r, vec![b"short".to_vec()]);
-        let msg = e.unwrap().to_string();
-        assert!(
-            msg.contains("stdin line 2: 65508 bytes") && msg.contains("IPv4 (65507)"),
-            "{msg}"
-        );
-        // An endless line fails once it passes the limit instead of buffering forever.
-        let endless = vec![b'a'; 3 * MAX_PAYLOAD_V4];
-        let (_, e) = frame(
-            &endless,
-            &[8192],
-            Split::Lines,
-            Encoding::Binary,
-            MAX_PAYLOAD_V4,
-        );
-        assert!(e.unwrap().to_string().contains("stdin line 1: more than"));
-        // Exactly the limit is fine, with or without CRLF.
-        let mut max = vec![b'a'; MAX_PAYLOAD_V4];
-        max.extend(b"\r\n");
-        let (r, e) = frame(&max, &[7000], Split::Lines, Encoding::Utf8, MAX_PAYLOAD_V4);
-        assert_eq!((r[0].len(), e), (MAX_PAYLOAD_V4, None));
+        assert!(framer.is_finished());
+        assert_eq!(framer.next_record(), Ok(None));
     }
 
     proptest! {
@@ -589,6 +873,44 @@ mod tests {
             let mut text: Vec<u8> = data.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(sep).into_bytes();
             let n = decode_hex_in_place(&mut text).unwrap();
             prop_assert_eq!(&text[..n], &data[..]);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// Any input, cut by any reads, in every mode, with limits small enough that records
+        /// outgrow the buffer all the time: exactly what the whole-input reference says. Runs
+        /// of spaces make hex text long for its payload; short reads end anywhere, also
+        /// between a "\r" and its "\n".
+        #[test]
+        fn framing_agrees_with_the_whole_input_reference(
+            tokens in proptest::collection::vec(prop_oneof![
+                8 => Just(b"a0".to_vec()),
+                4 => (1usize..12).prop_map(|n| vec![b' '; n]),
+                1 => Just(b":".to_vec()),
+                2 => Just(b"\r".to_vec()),
+                2 => Just(b"\n".to_vec()),
+                2 => Just(b"\r\n".to_vec()),
+                1 => Just(b"\0".to_vec()),
+                1 => Just(b"f".to_vec()),
+                1 => Just(b"z\xff".to_vec()),
+            ], 0..120),
+            pieces in prop_oneof![
+                proptest::collection::vec(1usize..6, 1..4),
+                proptest::collection::vec(1usize..90, 1..6),
+            ],
+            max in 1usize..16,
+            split in 0..3u8,
+            enc in 0..3u8,
+        ) {
+            let input = tokens.concat();
+            let split = [Split::Lines, Split::Null, Split::Whole][usize::from(split)];
+            let enc = [Encoding::Utf8, Encoding::Binary, Encoding::Hex][usize::from(enc)];
+            prop_assert_eq!(
+                frame(&input, &pieces, split, enc, max),
+                reference(&input, split, enc, max)
+            );
         }
     }
 }

@@ -37,7 +37,7 @@ fuzz_target!(|input: &[u8]| {
         match finish_record(&mut rec, Encoding::Hex, 16) {
             Ok(n) => assert!(n <= 16 && reference(data).is_some_and(|w| w == rec[..n])),
             Err(Problem::TooLarge { len, .. }) => {
-                assert!(reference(data).is_some_and(|w| w.len() == len && len > 16))
+                assert!(reference(data).is_some_and(|w| w.len() as u64 == len && len > 16))
             }
             Err(Problem::BadHex(_)) => assert!(reference(data).is_none()),
             Err(p) => panic!("hex record failed with {p:?}"),

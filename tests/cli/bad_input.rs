@@ -310,21 +310,65 @@ fn bad_values_and_flags_are_usage_errors_with_one_error_line() {
 /// record before it was sent, nothing after it.
 #[test]
 fn bad_records_name_the_record_and_what_is_wrong() {
-    let mut oversize = b"ok\n".to_vec();
-    oversize.extend(vec![b'a'; 70_000]);
-    oversize.extend(b"\nnever\n");
-    let mut whole = vec![b'a'; 70_000];
-    whole.push(b'\n');
+    let a = |n: usize| vec![b'a'; n];
+    let cat = |parts: &[&[u8]]| Input::Bytes(parts.concat());
+    // 200,000 bytes as hex text: more text than udpcat keeps for one record.
+    let hex: Vec<u8> = (0..200_000u32)
+        .flat_map(|i| format!("{:02x}", i as u8).into_bytes())
+        .collect();
+    let over = "more than one UDP datagram can carry over IPv4 (65507)";
     let rows = vec![
-        row(&["send", "{sink}"], 1, &["stdin line 2", "65507"])
-            .stdin(Input::Bytes(oversize))
-            .sent(1),
+        // An oversize record is read to its end and named with its real size.
+        row(
+            &["send", "{sink}"],
+            1,
+            &[format!("stdin line 2: 70000 bytes, {over}; 1 datagram sent before it").as_str()],
+        )
+        .stdin(cat(&[b"ok\n", &a(70_000), b"\nnever\n"]))
+        .sent(1),
+        row(
+            &["send", "{sink}"],
+            1,
+            &[format!("stdin line 2: 200000 bytes, {over}").as_str()],
+        )
+        .stdin(cat(&[b"ok\n", &a(200_000), b"\nnever\n"]))
+        .sent(1),
+        // The "\r" of a CRLF line end is not payload.
+        row(
+            &["send", "{sink}"],
+            1,
+            &[format!("stdin line 1: 70000 bytes, {over}").as_str()],
+        )
+        .stdin(cat(&[&a(70_000), b"\r\nnever\r\n"]))
+        .sent(0),
+        row(
+            &["send", "-0", "{sink}"],
+            1,
+            &[format!("stdin record 3: 70000 bytes, {over}").as_str()],
+        )
+        .stdin(cat(&[b"a\0b\0", &a(70_000), b"\0never\0"]))
+        .sent(2),
         row(
             &["send", "--whole", "{sink}"],
             1,
-            &["stdin:", "bytes", "65507"],
+            &[format!("stdin: 70000 bytes, {over}").as_str()],
         )
-        .stdin(Input::Bytes(whole))
+        .stdin(cat(&[&a(70_000)]))
+        .sent(0),
+        // Hex: the size decoded; bad hex far into a long record, its column.
+        row(
+            &["send", "-x", "{sink}"],
+            1,
+            &[format!("stdin line 2: 200000 bytes, {over}").as_str()],
+        )
+        .stdin(cat(&[b"00\n", &hex, b"\n00\n"]))
+        .sent(1),
+        row(
+            &["send", "-x", "{sink}"],
+            1,
+            &["stdin line 1: bad hex: 'z' at column 300001 is not a hex digit"],
+        )
+        .stdin(cat(&[&[b' '; 300_000], b"zz\n00\n"]))
         .sent(0),
         row(
             &["send", "{sink}"],

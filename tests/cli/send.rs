@@ -148,24 +148,137 @@ fn binary_sends_non_utf8_lines_unchanged() {
     assert_eq!(drain(&peer), payloads([b"good", b"b\xffd", b"\x00"]));
 }
 
+/// The error line for a record of `len` bytes over `max` (IPv4's or IPv6's), after `sent`.
+fn too_large(place: &str, len: usize, max: usize, sent: &str) -> String {
+    let fam = if max == 65507 { "IPv4" } else { "IPv6" };
+    format!(
+        "udpcat: error: {place}: {len} bytes, more than one UDP datagram can carry over {fam} \
+         ({max}); {sent} sent before it"
+    )
+}
+
+/// An oversize line is read to its end and named with its real size; the lines before it
+/// were sent, nothing after it.
 #[test]
-fn oversize_line_stops_there_naming_the_line_and_size() {
+fn oversize_line_3_is_named_with_its_real_size_after_lines_1_and_2_were_sent() {
     let peer = udp4();
-    let mut input = b"small\n".to_vec();
-    input.extend(std::iter::repeat_n(b'a', 65508));
-    input.extend(b"\nafter\n");
+    let input = [&b"1\n2\n"[..], &vec![b'a'; 70_000], b"\nnever\n4\n"].concat();
     let r = send_to_peer(&peer, &[], &[], &input);
-    r.check(
-        1,
-        Expect::Empty,
-        lines(vec![line(&[
-            "udpcat: error:",
-            "stdin line 2",
-            "65508 bytes",
-            "65507",
-        ])]),
+    let want = too_large("stdin line 3", 70_000, 65507, "2 datagrams");
+    r.check(1, Expect::Empty, lines(vec![line(&[&want])]));
+    assert_eq!(drain(&peer), payloads([b"1", b"2"]));
+}
+
+/// Over IPv6 the limit is 65,527 bytes: a line of exactly that is sent, longer ones are
+/// named with their size.
+#[test]
+fn oversize_line_over_ipv6_is_named_with_its_size_and_the_ipv6_limit() {
+    let peer = udp6();
+    let big = vec![b'a'; 65527];
+    let input = [&b"1\n"[..], &big, b"\n", &vec![b'b'; 70_000], b"\nnever\n"].concat();
+    let r = send_to_peer(&peer, &[], &[], &input);
+    let want = too_large("stdin line 3", 70_000, 65527, "2 datagrams");
+    r.check(1, Expect::Empty, lines(vec![line(&[&want])]));
+    assert_eq!(drain(&peer), vec![b"1".to_vec(), big]);
+
+    let r = send_to_peer(&peer, &[], &[], &vec![b'a'; 65528]);
+    let want = too_large("stdin line 1", 65528, 65527, "0 datagrams");
+    r.check(1, Expect::Empty, lines(vec![line(&[&want])]));
+    assert_eq!(drain(&peer), Vec::<Vec<u8>>::new());
+}
+
+/// 65,507 bytes is one IPv4 datagram, with or without CRLF; 65,508 is one byte too many,
+/// named as 65,508 also when its line ends in CRLF (the "\r" is not payload), wherever the
+/// reads cut between the "\r" and the "\n".
+#[test]
+fn a_line_of_the_limit_is_sent_and_one_byte_more_is_named_with_its_size() {
+    let peer = udp4();
+    let max = vec![b'a'; 65507];
+    let input = [&max[..], b"\n", &max, b"\r\nsmall\n"].concat();
+    let r = send_to_peer(&peer, &[], &[], &input);
+    r.check(0, Expect::Empty, Expect::Empty);
+    assert_eq!(
+        drain(&peer),
+        vec![max.clone(), max.clone(), b"small".to_vec()]
     );
+
+    let one_more = vec![b'a'; 65508];
+    let r = send_to_peer(
+        &peer,
+        &[],
+        &[],
+        &[&b"small\n"[..], &one_more, b"\nafter\n"].concat(),
+    );
+    let want = too_large("stdin line 2", 65508, 65507, "1 datagram");
+    r.check(1, Expect::Empty, lines(vec![line(&[&want])]));
     assert_eq!(drain(&peer), payloads([b"small"]));
+
+    // udpcat has read the line and its "\r" (one byte past the most it keeps of a line)
+    // before the "\n" arrives.
+    let to = local(&peer);
+    let mut p = Proc::spawn(udpcat(&["send", &to]));
+    p.write_stdin(b"small\n");
+    assert_eq!(recv(&peer).0, b"small");
+    let before = p.bytes_read().unwrap_or_default();
+    p.write_stdin(&[&one_more[..], b"\r"].concat());
+    p.wait_bytes_read(before + 65509);
+    p.write_stdin(b"\nafter\n");
+    let want = too_large("stdin line 2", 65508, 65507, "1 datagram");
+    p.finish()
+        .check(1, Expect::Empty, lines(vec![line(&[&want])]));
+    assert_eq!(drain(&peer), Vec::<Vec<u8>>::new());
+}
+
+/// udpcat reads on to the end of the bad line, not to the end of the input: on a live
+/// input that stays open, the error comes as soon as the line has ended.
+#[test]
+fn oversize_line_fails_at_its_end_without_waiting_for_more_input() {
+    let peer = udp4();
+    let to = local(&peer);
+    let mut p = Proc::spawn(udpcat(&["send", &to]));
+    p.write_stdin(b"1\n");
+    assert_eq!(recv(&peer).0, b"1");
+    p.write_stdin(&[&vec![b'a'; 70_000][..], b"\n"].concat());
+    let want = too_large("stdin line 2", 70_000, 65507, "1 datagram");
+    p.finish_with_stdin_open()
+        .check(1, Expect::Empty, lines(vec![line(&[&want])]));
+    assert_eq!(drain(&peer), Vec::<Vec<u8>>::new());
+}
+
+/// A 1 GiB line is counted as it passes, not kept: udpcat's peak memory stays that of any
+/// run while it reads it, and the error names all 1,073,741,824 bytes.
+#[test]
+fn a_one_gib_line_is_counted_in_flat_memory() {
+    const SIZE: usize = 1 << 30;
+    let peer = udp4();
+    let to = local(&peer);
+    let mut p = Proc::spawn(udpcat(&["send", &to]));
+    let block = vec![b'a'; 1 << 20];
+    let mut written = 0;
+    // A write fails only if udpcat stopped reading (it must not); the check below says how.
+    while written < SIZE && p.try_write_stdin(&block).is_ok() {
+        written += block.len();
+    }
+    // All of it but what the pipe holds has been read by now, and udpcat waits for the end.
+    let peak = (written == SIZE).then(|| p.peak_memory_kib());
+    let _ = p.try_write_stdin(b"\nnever\n");
+    let want = too_large("stdin line 1", SIZE, 65507, "0 datagrams");
+    p.finish()
+        .check(1, Expect::Empty, lines(vec![line(&[&want])]));
+    let peak = peak.unwrap_or_default();
+    assert!(peak < 32 * 1024, "peak memory {peak} KiB for a 1 GiB line");
+    assert_eq!(drain(&peer), Vec::<Vec<u8>>::new());
+}
+
+/// Hex text longer than udpcat keeps for a record (4 characters a byte) is decoded as it
+/// comes: sent when its payload fits one datagram.
+#[test]
+fn hex_text_longer_than_the_buffer_is_sent_when_its_payload_fits() {
+    let peer = udp4();
+    let input = [&b"00"[..], &vec![b' '; 300_000], b"ff\n01\n"].concat();
+    let r = send_to_peer(&peer, &["--hex"], &[], &input);
+    r.check(0, Expect::Empty, Expect::Empty);
+    assert_eq!(drain(&peer), payloads([b"\x00\xff", b"\x01"]));
 }
 
 #[test]

@@ -165,9 +165,52 @@ impl Proc {
         stdin.flush().expect("flush child's stdin");
     }
 
+    /// Write to the child's stdin; a failure (the child has stopped reading) is returned,
+    /// for tests where that is a possible outcome rather than a broken test.
+    pub fn try_write_stdin(&mut self, data: &[u8]) -> std::io::Result<()> {
+        let stdin = self.stdin.as_mut().expect("stdin already closed");
+        stdin.write_all(data)?;
+        stdin.flush()
+    }
+
     /// Close the child's stdin (EOF).
     pub fn close_stdin(&mut self) {
         self.stdin = None;
+    }
+
+    /// Bytes the child has read so far, from any file (`rchar` in /proc/PID/io); `None`
+    /// once it has gone.
+    pub fn bytes_read(&self) -> Option<u64> {
+        let io = std::fs::read_to_string(format!("/proc/{}/io", self.child.id())).ok()?;
+        io.lines()
+            .find_map(|l| l.strip_prefix("rchar:"))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// Waits until the child has read `n` bytes in all (see [`Proc::bytes_read`]) or has
+    /// exited, so that a test knows where the child's reads of its input were cut. A
+    /// condition, not a delay: it polls /proc, yielding the processor in between.
+    pub fn wait_bytes_read(&mut self, n: u64) {
+        let deadline = Instant::now() + RECV_SAFETY;
+        while self.try_exited().is_none() && self.bytes_read().is_some_and(|r| r < n) {
+            if Instant::now() > deadline {
+                self.fail(&format!(
+                    "the child did not read {n} bytes within {RECV_SAFETY:?}"
+                ));
+            }
+            thread::yield_now();
+        }
+    }
+
+    /// Peak resident memory of the running child (VmHWM), in KiB.
+    pub fn peak_memory_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc/PID/status of the child");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmHWM line in /proc/PID/status:\n{status}"))
     }
 
     /// Close our read end of the child's stdout, as `head -1` does when it exits.
@@ -270,6 +313,16 @@ impl Proc {
         let (lock, cv) = &*self.watch;
         lock.lock().unwrap().done = true;
         cv.notify_all();
+    }
+
+    /// Wait for the child to exit on its own with its stdin still open, as on a live input
+    /// that has not ended; then read stdout and stderr to the end. (A child that waits for
+    /// the end of its input is killed by the watchdog, and the check reports it.)
+    pub fn finish_with_stdin_open(mut self) -> Run {
+        let stdin = self.stdin.take();
+        let r = self.finish();
+        drop(stdin);
+        r
     }
 
     /// Close stdin, read stdout and stderr to the end, wait for the exit.
