@@ -128,6 +128,18 @@ fn invocations(line: &str) -> Vec<Vec<String>> {
     if line.starts_with('#') {
         return Vec::new();
     }
+    // A quoted argument (an --exec command) is one word, whatever it contains.
+    let mut unquoted = String::with_capacity(line.len());
+    let mut quote = None;
+    for c in line.chars() {
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => unquoted.push('Q'),
+            (None, c) => unquoted.push(c),
+        }
+    }
+    let line = unquoted.as_str();
     let line = match line.find(" #") {
         Some(i) => &line[..i],
         None => line,

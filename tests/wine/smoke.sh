@@ -442,6 +442,22 @@ b'marco'
 "
 end
 
+begin "listen --exec: the command's output is the reply (cmd /C on Windows)"
+if listen_up udpcat --exec "echo pong" --count 1 --stats; then
+    run peer "" peer ask "$PORT" ping
+fi
+finish udpcat
+expect udpcat status 0
+expect udpcat stdout = $'ping\n'
+expect udpcat stderr '~' "$(re "$(ready "$PORT")")"'
+udpcat: received 1 datagram, 4 bytes in .*; 1 command run, 0 failed, 0 timed out
+'
+expect peer status 0
+expect peer stdout '~' "[0-9]+
+b'pong(\\\\r)?\\\\n'
+"
+end
+
 begin "listen --stats: the summary line on stderr at exit"
 if listen_up udpcat --stats --count 2; then
     run peer "" peer send "$PORT" abc de
