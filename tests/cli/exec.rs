@@ -343,10 +343,10 @@ fn hostile_payloads_are_data_not_commands() {
 }
 
 /// A flood at --jobs 4: every datagram is answered or counted as dropped by the kernel,
-/// nothing is lost inside udpcat, and no child is left.
+/// nothing is lost inside udpcat, memory stays flat, and no child is left.
 #[test]
 fn a_flood_is_answered_or_counted_and_leaves_no_child() {
-    const N: usize = 2_000;
+    const N: usize = 10_000;
     let l = spawn_listen(
         &["--jobs", "4", "--stats", "--exec", "cat", "127.0.0.1:0"],
         1,
@@ -365,12 +365,29 @@ fn a_flood_is_answered_or_counted_and_leaves_no_child() {
     flood.join().unwrap();
     // Replies keep coming while commands run; the read timeout ends the count only when
     // nothing has come for a long while (a safety net: normally the last reply ends it).
+    let rss = |pid: nix::unistd::Pid| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut rss_early = 0;
     while answered < N {
         match s.recv(&mut buf) {
             Ok(_) => answered += 1,
             Err(_) => break,
         }
+        if answered == 500 {
+            rss_early = rss(l.p.pid());
+        }
     }
+    let rss_late = rss(l.p.pid());
+    assert!(
+        rss_late <= rss_early + 2048,
+        "listener RSS grew from {rss_early} KiB to {rss_late} KiB over the flood"
+    );
     let pid = l.p.pid();
     let children =
         std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
