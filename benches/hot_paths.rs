@@ -117,6 +117,7 @@ fn formats(c: &mut Criterion) {
                         from,
                         to,
                         at,
+                        dir: None,
                     };
                     let _ = printer.write(&mut out, &d);
                 }

@@ -213,6 +213,29 @@ pub struct ListenArgs {
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
 
+    /// Relay each datagram to DEST and DEST's replies back to the sender (repeatable: a copy
+    /// to each)
+    ///
+    /// Each sender (peer) gets its own socket per DEST (an ephemeral port, connected), so
+    /// DEST sees one steady address per peer and each peer gets exactly its own replies, from
+    /// the address its datagram arrived on. Both directions are printed (-s shows who sent
+    /// each; json adds "dir": "forward" or "reply"). A DEST that is slow, refuses or is
+    /// unreachable never delays or loses what goes to the others; its errors are counted.
+    /// With --count N, udpcat ends after N datagrams from peers, once their replies came
+    /// (or after a grace of 500ms).
+    #[arg(long, value_name = "DEST", conflicts_with_all = ["exec", "echo"])]
+    pub forward: Vec<String>,
+
+    /// With --forward, close a peer's sockets after DUR without a datagram either way
+    /// (default 60s)
+    #[arg(long, value_name = "DUR", value_parser = parse_wait)]
+    pub forward_idle: Option<Duration>,
+
+    /// With --forward, at most N peers at once (default 1024); one more closes the least
+    /// recently active
+    #[arg(long, value_name = "N", value_parser = parse_max_peers)]
+    pub max_peers: Option<usize>,
+
     /// With --exec, how long a command may run (default 10s); then it and what it started
     /// are stopped, and nothing is sent
     #[arg(long, value_name = "DUR", value_parser = parse_wait)]
@@ -439,6 +462,14 @@ fn parse_recv_buffer(s: &str) -> Result<usize, String> {
             "{n} bytes is more receive buffer than a socket can have: at most 1G ({MAX_RECV_BUFFER} bytes)"
         )),
         n => Ok(n),
+    }
+}
+
+fn parse_max_peers(s: &str) -> Result<usize, String> {
+    let shown = crate::output::escape_message(s);
+    match s.parse::<usize>() {
+        Ok(n @ 1..=1_000_000) => Ok(n),
+        _ => Err(format!("'{shown}' is not a number of peers (1 to 1000000)")),
     }
 }
 

@@ -16,9 +16,10 @@ use crate::cli::{Format, ListenArgs};
 use crate::exit::{self, Fail, Status};
 use crate::logging;
 use crate::net::{self, ListenOptions, Listener, Poller, Receiver};
-use crate::output::{self, Datagram, Printer};
+use crate::output::{self, Datagram, Dir, Printer};
 use crate::role::echo::Echo;
 use crate::role::exec::{self as exec_role, Exec, ExecConfig};
+use crate::role::forward::{self as forward_role, Forward, ForwardConfig};
 use crate::role::{Incoming, Role};
 use crate::signal::Signals;
 
@@ -37,6 +38,7 @@ pub enum RoleConfig {
     Print,
     Echo,
     Exec(ExecConfig),
+    Forward(ForwardConfig),
 }
 
 /// Everything `listen` needs, validated.
@@ -121,6 +123,39 @@ impl Config {
         output.check().map_err(exit::usage)?;
         check_twice(&groups)?;
         let role = match (&args.exec, args.echo) {
+            _ if !args.forward.is_empty() => {
+                let mut dests = Vec::new();
+                for d in &args.forward {
+                    let ep = addr::parse(d).context("--forward")?;
+                    if ep.port == 0 {
+                        return Err(exit::usage(output::escape_message(format!(
+                            "--forward {d}: a destination needs its port (0 only means \"any free port\" when binding)"
+                        ))));
+                    }
+                    let first = addr::resolve(&ep, family)
+                        .context("--forward")?
+                        .into_iter()
+                        .next();
+                    dests.push(first.ok_or_else(|| anyhow::anyhow!("--forward {d}: no address"))?);
+                }
+                if args.allow.is_empty() {
+                    for a in groups.iter().flat_map(|g| &g.addrs) {
+                        if a.ip().is_unspecified() {
+                            tracing::warn!(
+                                "{a} with --forward and no --allow: anyone who can reach this \
+                                 port can relay through udpcat to {}",
+                                args.forward.join(", ")
+                            );
+                        }
+                    }
+                }
+                RoleConfig::Forward(ForwardConfig {
+                    dests,
+                    idle: args.forward_idle.unwrap_or(forward_role::DEFAULT_IDLE),
+                    max_peers: args.max_peers.unwrap_or(forward_role::DEFAULT_MAX_PEERS),
+                    timestamps: args.output.format == Format::Json,
+                })
+            }
             (Some(command), _) => RoleConfig::Exec(ExecConfig {
                 command: command.clone(),
                 timeout: args.exec_timeout.unwrap_or(exec_role::DEFAULT_TIMEOUT),
@@ -137,6 +172,18 @@ impl Config {
                 if given {
                     return Err(exit::usage(format!(
                         "{flag} has no effect without --exec (it shapes how commands run)"
+                    )));
+                }
+            }
+        }
+        if args.forward.is_empty() {
+            for (given, flag) in [
+                (args.forward_idle.is_some(), "--forward-idle"),
+                (args.max_peers.is_some(), "--max-peers"),
+            ] {
+                if given {
+                    return Err(exit::usage(format!(
+                        "{flag} has no effect without --forward (it shapes the relay)"
                     )));
                 }
             }
@@ -235,6 +282,9 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
         RoleConfig::Echo => Some(Box::new(Echo)),
         RoleConfig::Exec(exec) => Some(Box::new(
             Exec::new(exec.clone(), &mut poller).context("starting --exec")?,
+        )),
+        RoleConfig::Forward(fwd) => Some(Box::new(
+            Forward::new(fwd.clone(), &poller).context("starting --forward")?,
         )),
     };
     let result = receive(
@@ -406,8 +456,10 @@ fn receive<W: Write>(
                 .and_then(|r| r.finished())
                 .unwrap_or(stats.datagrams)
                 >= c
+                && role.as_ref().is_none_or(|r| r.settled())
         }
     };
+    let dir = matches!(cfg.role, RoleConfig::Forward(_)).then_some(Dir::Forward);
     // One receiver per socket: a drain takes a batch from each, then writes them merged in
     // arrival order.
     let mut rxs: Vec<Receiver> = listeners
@@ -485,6 +537,7 @@ fn receive<W: Write>(
                             from,
                             to,
                             at: meta.at.unwrap_or(read_time),
+                            dir,
                         },
                     )
                     .context("writing to stdout")?;
@@ -538,7 +591,9 @@ fn receive<W: Write>(
             return Ok(status);
         }
         if let Some(r) = role.as_mut() {
-            r.collect(listeners)?;
+            let mut emit = |d: &Datagram<'_>| printer.write(out, d);
+            r.collect(listeners, poller.fired(), &mut emit)
+                .context("writing to stdout")?;
             if done(stats, role) {
                 return Ok(Status::Success);
             }

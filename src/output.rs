@@ -59,6 +59,16 @@ pub struct Datagram<'a> {
     pub to: SocketAddr,
     /// When it was received (json only).
     pub at: SystemTime,
+    /// With --forward: which way it went (json `dir`: `forward` from a peer, `reply` from a
+    /// destination).
+    pub dir: Option<Dir>,
+}
+
+/// The direction of a relayed datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    Forward,
+    Reply,
 }
 
 /// Writes records; keeps a scratch buffer so the hot paths do not allocate per datagram.
@@ -182,7 +192,13 @@ impl Printer {
         s.extend_from_slice(self.from.get(d.from, render_addr));
         s.extend_from_slice(b"\",\"to\":\"");
         s.extend_from_slice(self.to.get(d.to, render_addr));
-        write!(s, "\",\"len\":{},", d.payload.len())?;
+        s.extend_from_slice(b"\",");
+        match d.dir {
+            Some(Dir::Forward) => s.extend_from_slice(b"\"dir\":\"forward\","),
+            Some(Dir::Reply) => s.extend_from_slice(b"\"dir\":\"reply\","),
+            None => {}
+        }
+        write!(s, "\"len\":{},", d.payload.len())?;
         match std::str::from_utf8(d.payload) {
             Ok(text) => {
                 s.extend_from_slice(b"\"text\":\"");
@@ -347,6 +363,7 @@ mod tests {
             from: "192.0.2.1:5000".parse().unwrap(),
             to: "127.0.0.1:9000".parse().unwrap(),
             at: SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(1_700_000_000_123_456),
+            dir: None,
         };
         let mut out = Vec::new();
         Printer::new(opts).write(&mut out, &d).unwrap();

@@ -605,6 +605,7 @@ impl Session<'_> {
                         from,
                         to,
                         at: meta.at.unwrap_or(read_time),
+                        dir: None,
                     },
                 )
                 .context("writing to stdout")?;

@@ -85,6 +85,7 @@ fuzz_target!(|input: &[u8]| {
                 from,
                 to,
                 at,
+                dir: None,
             },
         )
         .unwrap();

@@ -24,6 +24,10 @@ pub(crate) const WAKE: Token = Token(usize::MAX - 4);
 #[cfg(unix)]
 pub(crate) const INPUT: Token = Token(usize::MAX - 3);
 
+/// Tokens from here up belong to a role's own sockets (forward's upstream sockets); below
+/// are listen's sockets, by index.
+pub const ROLE_TOKENS: usize = 1 << 20;
+
 /// What ended a wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wake {
@@ -42,6 +46,8 @@ pub struct Poller {
     poll: Poll,
     events: Events,
     waker: Option<Arc<Waker>>,
+    /// Role tokens that fired in the last wait.
+    fired: Vec<usize>,
 }
 
 impl std::fmt::Debug for Poller {
@@ -56,11 +62,22 @@ impl Poller {
             poll: Poll::new()?,
             events: Events::with_capacity(64),
             waker: None,
+            fired: Vec::new(),
         })
     }
 
     pub(crate) fn registry(&self) -> &Registry {
         self.poll.registry()
+    }
+
+    /// A handle to register and deregister a role's sockets (tokens from [`ROLE_TOKENS`]).
+    pub fn role_registry(&self) -> io::Result<Registry> {
+        self.poll.registry().try_clone()
+    }
+
+    /// The role tokens that were ready in the last wait.
+    pub fn fired(&self) -> &[usize] {
+        &self.fired
     }
 
     /// The waker other threads use to end a wait (as `Wake::Ready`).
@@ -91,6 +108,7 @@ impl Poller {
         // Round up so a wait never ends a hair early and spins (mio waits in milliseconds
         // on some systems).
         let timeout = timeout.map(|d| d.saturating_add(Duration::from_micros(999)));
+        self.fired.clear();
         match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Wake::Signal),
@@ -102,10 +120,11 @@ impl Poller {
         let mut wake = Wake::Ready;
         for event in &self.events {
             match event.token() {
-                SIGNAL => return Ok(Wake::Signal),
+                SIGNAL => wake = Wake::Signal,
                 STDOUT if event.is_error() || event.is_write_closed() => {
                     wake = Wake::OutputGone;
                 }
+                Token(t) if (ROLE_TOKENS..WAKE.0).contains(&t) => self.fired.push(t),
                 _ => {}
             }
         }

@@ -16,7 +16,7 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 #[cfg(unix)]
 pub(crate) use event::SIGNAL as SIGNAL_TOKEN;
-pub use event::{Poller, Wake};
+pub use event::{Poller, ROLE_TOKENS, Wake};
 
 pub use sys::{
     AsSocket, Input, SYSTEM, Stdout, has_pending, interface, interface_index, is_broadcast,
@@ -203,8 +203,8 @@ pub fn sender(dest: SocketAddr, opts: &SendOptions) -> io::Result<(UdpSocket, bo
     // Only with --broadcast can the destination be a broadcast address (without it, connect
     // fails there with "permission denied", which names the flag); asking the interfaces
     // costs a netlink dump (100-150 us), so only then.
-    let connect = !dest.ip().is_multicast()
-        && !(opts.broadcast && !dest.ip().is_loopback() && is_broadcast(dest.ip()));
+    let may_be_broadcast = opts.broadcast && !dest.ip().is_loopback() && is_broadcast(dest.ip());
+    let connect = !dest.ip().is_multicast() && !may_be_broadcast;
     if connect {
         socket.connect(&dest.into())?;
     }

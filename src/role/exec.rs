@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::{Incoming, Role};
+use super::{Emit, Incoming, Role};
 use crate::net::{self, Listener};
 use crate::output;
 use crate::process;
@@ -298,7 +298,12 @@ impl Role for Exec {
         Ok(())
     }
 
-    fn collect(&mut self, sockets: &[Listener]) -> Result<()> {
+    fn collect(
+        &mut self,
+        sockets: &[Listener],
+        _fired: &[usize],
+        _emit: &mut Emit<'_>,
+    ) -> Result<()> {
         self.drain(sockets);
         let now = Instant::now();
         for job in self.running.values_mut() {

@@ -4,6 +4,7 @@
 
 pub mod echo;
 pub mod exec;
+pub mod forward;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -11,6 +12,11 @@ use std::time::Instant;
 use anyhow::Result;
 
 use crate::net::Listener;
+use crate::output::Datagram;
+
+/// Where a role's own records go (forward's replies): listen's printer, in arrival order
+/// with everything else.
+pub type Emit<'e> = dyn FnMut(&Datagram<'_>) -> std::io::Result<()> + 'e;
 
 /// A datagram that passed `--allow` and was printed, as a role sees it.
 #[derive(Debug, Clone, Copy)]
@@ -42,9 +48,21 @@ pub trait Role {
     fn take(&mut self, d: &Incoming<'_>, sockets: &[Listener]) -> Result<()>;
 
     /// Finishes what completed since the last call (exec: commands that ended, their
-    /// replies sent) and stops what ran past its deadline.
-    fn collect(&mut self, _sockets: &[Listener]) -> Result<()> {
+    /// replies sent; forward: what came back on the role's sockets that `fired`, relayed and
+    /// printed through `emit`) and stops what ran past its deadline.
+    fn collect(
+        &mut self,
+        _sockets: &[Listener],
+        _fired: &[usize],
+        _emit: &mut Emit<'_>,
+    ) -> Result<()> {
         Ok(())
+    }
+
+    /// With `--count` reached: whether nothing is left to wait for (forward: the replies of
+    /// what was relayed, within a grace period).
+    fn settled(&self) -> bool {
+        true
     }
 
     /// When the loop must wake for the role next (exec: the earliest --exec-timeout).

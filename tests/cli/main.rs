@@ -14,6 +14,7 @@ mod exec;
 mod exit_status;
 mod faults;
 mod formats;
+mod forward;
 mod help;
 mod interop;
 mod listen;

@@ -275,7 +275,7 @@ impl Proc {
     }
 
     /// Read one line of stderr; `None` at end of file.
-    fn read_stderr_line(&mut self) -> Option<String> {
+    pub fn read_stderr_line(&mut self) -> Option<String> {
         let mut buf = Vec::new();
         let n = self
             .stderr
