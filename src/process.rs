@@ -20,6 +20,12 @@ pub fn signal_of(status: &ExitStatus) -> Option<i32> {
     imp::signal_of(status)
 }
 
+/// Lets this process hold `want` open files where the system's hard limit allows (the soft
+/// limit is often 1024, less than a relay with --max-peers 1024 needs).
+pub fn raise_open_files(want: u64) {
+    imp::raise_open_files(want)
+}
+
 #[cfg(unix)]
 mod imp {
     use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -49,6 +55,17 @@ mod imp {
     pub fn signal_of(status: &ExitStatus) -> Option<i32> {
         status.signal()
     }
+
+    pub fn raise_open_files(want: u64) {
+        use nix::sys::resource::{Resource, getrlimit, setrlimit};
+        // rlim_t is unsigned on Linux and macOS, signed on FreeBSD.
+        let want = nix::libc::rlim_t::try_from(want).unwrap_or(nix::libc::rlim_t::MAX);
+        if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+            if soft < want {
+                let _ = setrlimit(Resource::RLIMIT_NOFILE, want.min(hard), hard);
+            }
+        }
+    }
 }
 
 #[cfg(windows)]
@@ -76,4 +93,7 @@ mod imp {
     pub fn signal_of(_status: &ExitStatus) -> Option<i32> {
         None
     }
+
+    /// Windows has no per-process limit of this kind worth raising.
+    pub fn raise_open_files(_want: u64) {}
 }

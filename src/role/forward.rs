@@ -88,6 +88,8 @@ impl std::fmt::Debug for Forward {
 impl Forward {
     pub fn new(cfg: ForwardConfig, poller: &net::Poller) -> Result<Self> {
         let n = cfg.dests.len();
+        // One socket per peer and DEST, and room for the rest.
+        crate::process::raise_open_files((cfg.max_peers * n) as u64 + 256);
         Ok(Forward {
             cfg,
             registry: poller.role_registry()?,

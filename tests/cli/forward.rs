@@ -465,3 +465,31 @@ fn five_thousand_peers_each_get_their_own_replies_in_bounded_memory() {
         "{err}"
     );
 }
+
+/// A relay needs a socket per peer: udpcat raises its own soft limit of open files (often
+/// 1024, here 200) as far as the hard limit allows, so 300 peers all get their replies.
+#[test]
+fn a_low_open_file_limit_is_raised_for_the_relay() {
+    let dest = Dest::start();
+    let to = dest.addr.to_string();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args([
+        "-c",
+        "ulimit -Sn 200 && exec \"$0\" \"$@\" >/dev/null",
+        udpcat_path(),
+    ])
+    .args(["listen", "--forward", &to, "127.0.0.1:0"])
+    .env_remove("RUST_LOG");
+    let l = spawn_listen_cmd(cmd, 1);
+    let mut peers = Vec::new();
+    for i in 0..300 {
+        let s = client(l.addr());
+        let (_, back) = split(&ask(&s, format!("p{i}").as_bytes()));
+        assert_eq!(back, format!("p{i}").as_bytes());
+        peers.push(s);
+    }
+    l.p.signal(nix::sys::signal::Signal::SIGTERM);
+    let run = l.finish();
+    assert_eq!(run.code(), 143, "{}", show(&run.stderr));
+    assert!(!String::from_utf8_lossy(&run.stderr).contains("cannot open a relay"));
+}

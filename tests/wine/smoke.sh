@@ -458,6 +458,22 @@ b'pong(\\\\r)?\\\\n'
 "
 end
 
+begin "listen --forward: relays to an echo peer and back, both directions printed"
+if peer_up peer echo 1; then
+    if listen_up udpcat --forward "127.0.0.1:$PEER_PORT" --count 1; then
+        run client "" peer ask "$PORT" relay-me
+    fi
+    finish udpcat
+fi
+finish peer
+expect udpcat status 0
+expect udpcat stdout = $'relay-me\nrelay-me\n'
+expect client status 0
+expect client stdout '~' "[0-9]+
+b'relay-me'
+"
+end
+
 begin "listen --stats: the summary line on stderr at exit"
 if listen_up udpcat --stats --count 2; then
     run peer "" peer send "$PORT" abc de
