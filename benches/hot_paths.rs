@@ -63,8 +63,8 @@ fn formats(c: &mut Criterion) {
     let payloads: Vec<Vec<u8>> = (1..=10_000)
         .map(|i: u32| i.to_string().into_bytes())
         .collect();
-    let from = "127.0.0.1:40000".parse().unwrap_or_else(|_| unreachable!());
-    let to = "127.0.0.1:9000".parse().unwrap_or_else(|_| unreachable!());
+    let from = udpcat::addr::Addr::Ip("127.0.0.1:40000".parse().unwrap_or_else(|_| unreachable!()));
+    let to = udpcat::addr::Addr::Ip("127.0.0.1:9000".parse().unwrap_or_else(|_| unreachable!()));
     let at = SystemTime::now();
     let mut g = c.benchmark_group("format 10k short datagrams");
     g.throughput(Throughput::Elements(payloads.len() as u64));
@@ -114,8 +114,8 @@ fn formats(c: &mut Criterion) {
                 for p in &payloads {
                     let d = Datagram {
                         payload: p,
-                        from,
-                        to,
+                        from: &from,
+                        to: &to,
                         at,
                         dir: None,
                     };

@@ -3,10 +3,103 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::output::escape_message;
+
+/// Any address udpcat receives from or sends to: an IP socket address or a Unix datagram
+/// socket. Shown as std shows IP addresses, and `unix:PATH`, `unix:@NAME`, `unix:` (a
+/// sender whose socket has no name).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Addr {
+    Ip(SocketAddr),
+    Unix(UnixAddr),
+}
+
+/// A Unix datagram socket's name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum UnixAddr {
+    Path(PathBuf),
+    /// Linux's abstract namespace (no file), without the leading NUL.
+    Abstract(Vec<u8>),
+    /// A socket that never bound a name: nobody can answer it.
+    Unnamed,
+}
+
+impl fmt::Display for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Addr::Ip(a) => write!(f, "{a}"),
+            Addr::Unix(u) => write!(f, "{u}"),
+        }
+    }
+}
+
+impl fmt::Display for UnixAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UnixAddr::Path(p) => write!(
+                f,
+                "unix:{}",
+                escape_message(p.as_os_str().as_encoded_bytes())
+            ),
+            UnixAddr::Abstract(name) => write!(f, "unix:@{}", escape_message(name)),
+            UnixAddr::Unnamed => f.write_str("unix:"),
+        }
+    }
+}
+
+impl Addr {
+    /// The IP address, for what only IP has (--allow, pktinfo).
+    pub fn ip(&self) -> Option<SocketAddr> {
+        match self {
+            Addr::Ip(a) => Some(*a),
+            Addr::Unix(_) => None,
+        }
+    }
+
+    /// As udpcat shows it: IPv4-mapped IPv6 as plain IPv4.
+    pub fn canonical(&self) -> Addr {
+        match self {
+            Addr::Ip(a) => Addr::Ip(canonical(*a)),
+            other => other.clone(),
+        }
+    }
+
+    /// Whether an answer can be sent here (a nameless Unix socket cannot be answered).
+    pub fn answerable(&self) -> bool {
+        !matches!(self, Addr::Unix(UnixAddr::Unnamed))
+    }
+}
+
+/// A Unix socket argument: `unix:PATH`, `unix:@NAME` (Linux abstract), or anything with a
+/// `/` in it (`/dev/log`, `./s.sock`). `None` when `arg` is not one.
+pub fn parse_unix(arg: &str) -> Option<Result<UnixAddr>> {
+    let rest = match arg.strip_prefix("unix:") {
+        Some(rest) => rest,
+        None if arg.contains('/') && !arg.starts_with('[') => arg,
+        None => return None,
+    };
+    let bad = |why: &str| anyhow!(escape_message(format!("address '{arg}': {why}")));
+    Some(if let Some(name) = rest.strip_prefix('@') {
+        if name.is_empty() {
+            Err(bad("an abstract name after @ is needed (unix:@NAME)"))
+        } else if cfg!(target_os = "linux") {
+            Ok(UnixAddr::Abstract(name.as_bytes().to_vec()))
+        } else {
+            Err(bad(&format!(
+                "abstract names (unix:@NAME) are Linux only, not on {}",
+                crate::net::SYSTEM
+            )))
+        }
+    } else if rest.is_empty() {
+        Err(bad("a path after unix: is needed (unix:/run/app.sock)"))
+    } else {
+        Ok(UnixAddr::Path(PathBuf::from(rest)))
+    })
+}
 
 /// Which address families the user allows (`-4`, `-6`, or both).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

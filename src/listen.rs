@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result};
 use ipnet::IpNet;
 
-use crate::addr::{self, Family, Host};
+use crate::addr::{self, Addr, Family, Host, UnixAddr};
 use crate::cli::{Format, ListenArgs};
 use crate::exit::{self, Fail, Status};
 use crate::logging;
@@ -30,6 +30,8 @@ pub struct BindGroup {
     pub arg: String,
     pub addrs: Vec<SocketAddr>,
     pub v6_optional: bool,
+    /// A Unix datagram socket instead of IP addresses.
+    pub unix: Option<UnixAddr>,
 }
 
 /// The role a listener plays besides printing.
@@ -66,13 +68,39 @@ impl Config {
     pub fn new(args: ListenArgs, family: Family, quiet: bool) -> Result<Self> {
         let mut groups = Vec::new();
         for arg in &args.addrs {
+            if let Some(unix) = addr::parse_unix(arg) {
+                groups.push(BindGroup {
+                    arg: arg.clone(),
+                    addrs: Vec::new(),
+                    v6_optional: false,
+                    unix: Some(unix?),
+                });
+                continue;
+            }
             let ep = addr::parse(arg)?;
             let addrs = addr::resolve(&ep, family)?;
             groups.push(BindGroup {
                 arg: arg.clone(),
                 addrs,
                 v6_optional: ep.host == Host::Localhost && family == Family::Any,
+                unix: None,
             });
+        }
+        if let Some(unix) = groups.iter().find(|g| g.unix.is_some()) {
+            let ip_only = [
+                (!args.join.is_empty(), "--join"),
+                (!args.allow.is_empty(), "--allow"),
+                (args.interface.is_some(), "--interface"),
+                (args.reuse_port, "--reuse-port"),
+                (family == Family::V4, "-4"),
+                (family == Family::V6, "-6"),
+            ];
+            if let Some((_, flag)) = ip_only.iter().find(|(given, _)| *given) {
+                return Err(exit::usage(output::escape_message(format!(
+                    "{flag} is for IP sockets, and '{}' is a Unix socket",
+                    unix.arg
+                ))));
+            }
         }
         let mut join = args.join.clone();
         for g in &groups {
@@ -126,6 +154,10 @@ impl Config {
             _ if !args.forward.is_empty() => {
                 let mut dests = Vec::new();
                 for d in &args.forward {
+                    if let Some(unix) = addr::parse_unix(d) {
+                        dests.push(Addr::Unix(unix.context("--forward")?));
+                        continue;
+                    }
                     let ep = addr::parse(d).context("--forward")?;
                     if ep.port == 0 {
                         return Err(exit::usage(output::escape_message(format!(
@@ -136,7 +168,9 @@ impl Config {
                         .context("--forward")?
                         .into_iter()
                         .next();
-                    dests.push(first.ok_or_else(|| anyhow::anyhow!("--forward {d}: no address"))?);
+                    dests.push(Addr::Ip(
+                        first.ok_or_else(|| anyhow::anyhow!("--forward {d}: no address"))?,
+                    ));
                 }
                 if args.allow.is_empty() {
                     for a in groups.iter().flat_map(|g| &g.addrs) {
@@ -256,7 +290,7 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
     let mut poller = Poller::new().context("starting the event loop")?;
     for (i, l) in listeners.iter_mut().enumerate() {
         poller
-            .add_socket(&mut l.socket, i)
+            .add(&mut l.socket, i)
             .with_context(|| format!("watching {}", l.local))?;
     }
     signals
@@ -279,7 +313,7 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
 
     let mut role: Option<Box<dyn Role>> = match &cfg.role {
         RoleConfig::Print => None,
-        RoleConfig::Echo => Some(Box::new(Echo)),
+        RoleConfig::Echo => Some(Box::new(Echo::default())),
         RoleConfig::Exec(exec) => Some(Box::new(
             Exec::new(exec.clone(), &mut poller).context("starting --exec")?,
         )),
@@ -347,6 +381,9 @@ fn bind_all(cfg: &Config) -> Result<Vec<Listener>> {
 /// Binds every address of one argument. With port 0 they all get the port the first one
 /// was given, so `localhost:0` is one port on both families.
 fn bind_group(group: &BindGroup, opts: ListenOptions) -> Result<Vec<Listener>> {
+    if let Some(unix) = &group.unix {
+        return Ok(vec![net::bind_unix_listener(unix, opts.recv_buffer)?]);
+    }
     const ATTEMPTS: usize = 20;
     let wants_free_port =
         group.addrs.first().is_some_and(|a| a.port() == 0) && group.addrs.len() > 1;
@@ -357,7 +394,7 @@ fn bind_group(group: &BindGroup, opts: ListenOptions) -> Result<Vec<Listener>> {
         for &addr in &group.addrs {
             let mut addr = addr;
             if let (true, Some(first)) = (wants_free_port, bound.first()) {
-                addr.set_port(first.local.port());
+                addr.set_port(first.ip().map_or(0, |a| a.port()));
             }
             match net::bind_listener(addr, opts) {
                 Ok(l) => bound.push(l),
@@ -511,11 +548,15 @@ fn receive<W: Write>(
                 next[i] += 1;
                 let l = &listeners[i];
                 let (payload, meta) = rxs[i].get(k);
-                let from = addr::canonical(meta.from);
+                let from = meta.from.canonical();
                 if let Some(d) = meta.drops {
                     stats.drops[i] = Some(u64::from(d));
                 }
-                if !cfg.allow.is_empty() && !cfg.allow.iter().any(|net| net.contains(&from.ip())) {
+                if !cfg.allow.is_empty()
+                    && !from
+                        .ip()
+                        .is_some_and(|a| cfg.allow.iter().any(|net| net.contains(&a.ip())))
+                {
                     stats.refused += 1;
                     continue;
                 }
@@ -525,17 +566,19 @@ fn receive<W: Write>(
                         net::DATAGRAM_BUFFER
                     );
                 }
-                let to = match meta.to {
-                    Some(ip) if l.wildcard => addr::canonical(SocketAddr::new(ip, l.local.port())),
-                    _ => l.local,
+                let to = match (meta.to, l.ip()) {
+                    (Some(ip), Some(local)) if l.wildcard => {
+                        Addr::Ip(addr::canonical(SocketAddr::new(ip, local.port())))
+                    }
+                    _ => l.local.clone(),
                 };
                 printer
                     .write(
                         out,
                         &Datagram {
                             payload,
-                            from,
-                            to,
+                            from: &from,
+                            to: &to,
                             at: meta.at.unwrap_or(read_time),
                             dir,
                         },
@@ -549,9 +592,9 @@ fn receive<W: Write>(
                     let incoming = Incoming {
                         index: stats.datagrams,
                         payload,
-                        from: meta.from,
-                        peer: from,
-                        local: to,
+                        from: &meta.from,
+                        peer: &from,
+                        local: &to,
                         socket: i,
                         reply_from: meta.reply_from,
                     };

@@ -3,12 +3,13 @@
 //! to flush (whenever no datagram is waiting); this module never flushes.
 
 use std::io::{self, Write};
-use std::net::SocketAddr;
 use std::time::SystemTime;
 
 use data_encoding::{BASE64, HEXLOWER};
 
 pub use crate::cli::Format;
+
+use crate::addr::{Addr, UnixAddr};
 
 /// How records are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -54,9 +55,9 @@ impl Options {
 pub struct Datagram<'a> {
     pub payload: &'a [u8],
     /// The sender, IPv4-mapped addresses already shown as IPv4.
-    pub from: SocketAddr,
+    pub from: &'a Addr,
     /// The local address it arrived on.
-    pub to: SocketAddr,
+    pub to: &'a Addr,
     /// When it was received (json only).
     pub at: SystemTime,
     /// With --forward: which way it went (json `dir`: `forward` from a peer, `reply` from a
@@ -79,8 +80,10 @@ pub struct Printer {
     warned_not_utf8: bool,
     /// Formatting an address or a timestamp costs more than writing a short payload, and
     /// consecutive datagrams usually share them: keep the last of each, rendered.
-    from: Rendered<SocketAddr>,
-    to: Rendered<SocketAddr>,
+    from: Rendered<Addr>,
+    /// The addresses addresses as json strings (escaped; `null` for a nameless sender).
+    from_json: Rendered<Addr>,
+    to_json: Rendered<Addr>,
     ts: Rendered<SystemTime>,
 }
 
@@ -91,7 +94,7 @@ struct Rendered<T> {
     text: Vec<u8>,
 }
 
-impl<T: PartialEq + Copy> Rendered<T> {
+impl<T: PartialEq + Clone> Rendered<T> {
     fn new() -> Self {
         Rendered {
             value: None,
@@ -99,22 +102,38 @@ impl<T: PartialEq + Copy> Rendered<T> {
         }
     }
 
-    fn get(&mut self, value: T, render: impl FnOnce(T, &mut Vec<u8>)) -> &[u8] {
-        if self.value != Some(value) {
+    fn get(&mut self, value: &T, render: impl FnOnce(&T, &mut Vec<u8>)) -> &[u8] {
+        if self.value.as_ref() != Some(value) {
             self.text.clear();
             render(value, &mut self.text);
-            self.value = Some(value);
+            self.value = Some(value.clone());
         }
         &self.text
     }
 }
 
-fn render_addr(addr: SocketAddr, out: &mut Vec<u8>) {
+fn render_addr(addr: &Addr, out: &mut Vec<u8>) {
     // Writing into a Vec cannot fail.
     let _ = write!(out, "{addr}");
 }
 
-fn render_ts(at: SystemTime, out: &mut Vec<u8>) {
+/// A json value for an address: a string, or `null` for a nameless Unix sender.
+fn render_json_addr(addr: &Addr, out: &mut Vec<u8>) {
+    match addr {
+        Addr::Unix(UnixAddr::Unnamed) => out.extend_from_slice(b"null"),
+        Addr::Ip(a) => {
+            let _ = write!(out, "\"{a}\"");
+        }
+        Addr::Unix(u) => {
+            out.push(b'"');
+            json_escape_into(out, &u.to_string());
+            out.push(b'"');
+        }
+    }
+}
+
+fn render_ts(at: &SystemTime, out: &mut Vec<u8>) {
+    let at = *at;
     // humantime panics on times before 1970; a clock set that far back shows as the epoch.
     let at = at.max(SystemTime::UNIX_EPOCH);
     let _ = write!(out, "{}", humantime::format_rfc3339_micros(at));
@@ -128,7 +147,8 @@ impl Printer {
             scratch: Vec::new(),
             warned_not_utf8: false,
             from: Rendered::new(),
-            to: Rendered::new(),
+            from_json: Rendered::new(),
+            to_json: Rendered::new(),
             ts: Rendered::new(),
         }
     }
@@ -187,12 +207,12 @@ impl Printer {
         let s = &mut self.scratch;
         s.clear();
         s.extend_from_slice(b"{\"ts\":\"");
-        s.extend_from_slice(self.ts.get(d.at, render_ts));
-        s.extend_from_slice(b"\",\"from\":\"");
-        s.extend_from_slice(self.from.get(d.from, render_addr));
-        s.extend_from_slice(b"\",\"to\":\"");
-        s.extend_from_slice(self.to.get(d.to, render_addr));
-        s.extend_from_slice(b"\",");
+        s.extend_from_slice(self.ts.get(&d.at, render_ts));
+        s.extend_from_slice(b"\",\"from\":");
+        s.extend_from_slice(self.from_json.get(d.from, render_json_addr));
+        s.extend_from_slice(b",\"to\":");
+        s.extend_from_slice(self.to_json.get(d.to, render_json_addr));
+        s.extend_from_slice(b",");
         match d.dir {
             Some(Dir::Forward) => s.extend_from_slice(b"\"dir\":\"forward\","),
             Some(Dir::Reply) => s.extend_from_slice(b"\"dir\":\"reply\","),
@@ -358,10 +378,12 @@ mod tests {
     use proptest::prelude::*;
 
     fn render(opts: Options, payload: &[u8]) -> Vec<u8> {
+        let from = Addr::Ip("192.0.2.1:5000".parse().unwrap());
+        let to = Addr::Ip("127.0.0.1:9000".parse().unwrap());
         let d = Datagram {
             payload,
-            from: "192.0.2.1:5000".parse().unwrap(),
-            to: "127.0.0.1:9000".parse().unwrap(),
+            from: &from,
+            to: &to,
             at: SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(1_700_000_000_123_456),
             dir: None,
         };

@@ -4,13 +4,13 @@
 
 use std::ffi::OsString;
 use std::io::{self, BufWriter, IsTerminal, Write};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, anyhow};
 
-use crate::addr::{self, Family};
+use crate::addr::{self, Addr, Family, UnixAddr};
 use crate::cli::{Format, SendArgs};
 use crate::exit::{self, Fail, Status, Stopped};
 use crate::framing::{self, Encoding, Framer, RecordError, Split};
@@ -30,7 +30,9 @@ pub enum Input {
 /// Everything `send` needs, validated.
 #[derive(Debug)]
 pub struct Config {
-    pub dest: SocketAddr,
+    pub dest: Addr,
+    /// `--bind unix:PATH` for a Unix destination.
+    pub unix_bind: Option<UnixAddr>,
     pub socket: SendOptions,
     pub input: Input,
     pub encoding: Encoding,
@@ -48,52 +50,63 @@ pub struct Config {
 
 impl Config {
     pub fn new(args: SendArgs, family: Family) -> Result<Self> {
-        let ep = addr::parse(&args.addr)?;
-        if ep.port == 0 {
-            anyhow::bail!(output::escape_message(format!(
-                "cannot send to port 0 ('{}'): give the port the destination listens on \
-                 (0 means \"any free port\" only when binding)",
-                args.addr
-            )));
-        }
-        let candidates = addr::resolve(&ep, family)?;
-        // With --bind, the destination is the first of its addresses that one of the bind
-        // addresses can reach: `-b localhost:0` to an IPv6 destination sends from ::1.
-        let (dest, bind) = match &args.bind {
-            Some(b) => {
-                let local = addr::parse_local(b).context("--bind")?;
-                let locals = addr::resolve(&local, family).context("--bind")?;
-                candidates
-                    .iter()
-                    .find_map(|d| {
-                        let l = locals.iter().find(|l| l.is_ipv4() == d.is_ipv4())?;
-                        Some((*d, Some(*l)))
-                    })
-                    .ok_or_else(|| {
-                        let fam = if locals[0].is_ipv4() { "IPv4" } else { "IPv6" };
-                        anyhow!(output::escape_message(format!(
-                            "{} has no {fam} address to send to from --bind {b}",
-                            args.addr
-                        )))
-                    })?
+        let (dest, bind, unix_bind, max) = match addr::parse_unix(&args.addr) {
+            Some(unix) => {
+                let unix = unix?;
+                let ip_only = [
+                    (args.broadcast, "--broadcast"),
+                    (args.ttl.is_some(), "--ttl"),
+                    (args.interface.is_some(), "--interface"),
+                    (args.multicast_loop, "--multicast-loop"),
+                    (family == Family::V4, "-4"),
+                    (family == Family::V6, "-6"),
+                ];
+                if let Some((_, flag)) = ip_only.iter().find(|(given, _)| *given) {
+                    return Err(exit::usage(output::escape_message(format!(
+                        "{flag} is for IP sockets, and '{}' is a Unix socket",
+                        args.addr
+                    ))));
+                }
+                let unix_bind = match &args.bind {
+                    None => None,
+                    Some(b) => match addr::parse_unix(b) {
+                        Some(b) => Some(b.context("--bind")?),
+                        None => {
+                            return Err(exit::usage(output::escape_message(format!(
+                                "--bind {b} is not a Unix socket, and '{}' is one (use --bind unix:PATH)",
+                                args.addr
+                            ))));
+                        }
+                    },
+                };
+                (Addr::Unix(unix), None, unix_bind, MAX_UNIX_PAYLOAD)
             }
-            None => (candidates[0], None),
+            None => {
+                if let Some(b) = args
+                    .bind
+                    .as_deref()
+                    .filter(|b| addr::parse_unix(b).is_some())
+                {
+                    return Err(exit::usage(output::escape_message(format!(
+                        "--bind {b} is a Unix socket, and '{}' is not",
+                        args.addr
+                    ))));
+                }
+                let (dest, bind) = ip_destination(&args, family)?;
+                let max = if dest.is_ipv4() {
+                    framing::MAX_PAYLOAD_V4
+                } else {
+                    framing::MAX_PAYLOAD_V6
+                };
+                if let Some(n) = args.chunk.filter(|&n| n > max) {
+                    let over = if dest.is_ipv4() { "IPv4" } else { "IPv6" };
+                    return Err(exit::usage(format!(
+                        "--chunk {n}: more than one UDP datagram to {dest} can carry ({max} bytes over {over})"
+                    )));
+                }
+                (Addr::Ip(dest), bind, None, max)
+            }
         };
-        tracing::info!(
-            "sending to {dest} ({} resolved to {candidates:?})",
-            args.addr
-        );
-        let max = if dest.is_ipv4() {
-            framing::MAX_PAYLOAD_V4
-        } else {
-            framing::MAX_PAYLOAD_V6
-        };
-        if let Some(n) = args.chunk.filter(|&n| n > max) {
-            let over = if dest.is_ipv4() { "IPv4" } else { "IPv6" };
-            return Err(exit::usage(format!(
-                "--chunk {n}: more than one UDP datagram to {dest} can carry ({max} bytes over {over})"
-            )));
-        }
         if args.timeout.is_some() && !args.reply {
             return Err(exit::usage(
                 "--timeout has no effect without --reply (it is how long --reply waits for each \
@@ -126,6 +139,7 @@ impl Config {
         };
         Ok(Config {
             dest,
+            unix_bind,
             socket: SendOptions {
                 bind,
                 broadcast: args.broadcast,
@@ -149,6 +163,50 @@ impl Config {
 
 /// How long `--reply` waits for each reply unless `--timeout` says otherwise.
 pub const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The largest record udpcat hands a Unix datagram socket; the system may take less (Linux:
+/// about 200 KiB by default), and says so (the record is then named in the error).
+pub const MAX_UNIX_PAYLOAD: usize = 4 << 20;
+
+/// The IP destination and, with --bind, the local address: the first destination address
+/// that one of the bind addresses can reach (`-b localhost:0` to an IPv6 destination sends
+/// from ::1).
+fn ip_destination(args: &SendArgs, family: Family) -> Result<(SocketAddr, Option<SocketAddr>)> {
+    let ep = addr::parse(&args.addr)?;
+    if ep.port == 0 {
+        anyhow::bail!(output::escape_message(format!(
+            "cannot send to port 0 ('{}'): give the port the destination listens on \
+             (0 means \"any free port\" only when binding)",
+            args.addr
+        )));
+    }
+    let candidates = addr::resolve(&ep, family)?;
+    let (dest, bind) = match &args.bind {
+        Some(b) => {
+            let local = addr::parse_local(b).context("--bind")?;
+            let locals = addr::resolve(&local, family).context("--bind")?;
+            candidates
+                .iter()
+                .find_map(|d| {
+                    let l = locals.iter().find(|l| l.is_ipv4() == d.is_ipv4())?;
+                    Some((*d, Some(*l)))
+                })
+                .ok_or_else(|| {
+                    let fam = if locals[0].is_ipv4() { "IPv4" } else { "IPv6" };
+                    anyhow!(output::escape_message(format!(
+                        "{} has no {fam} address to send to from --bind {b}",
+                        args.addr
+                    )))
+                })?
+        }
+        None => (candidates[0], None),
+    };
+    tracing::info!(
+        "sending to {dest} ({} resolved to {candidates:?})",
+        args.addr
+    );
+    Ok((dest, bind))
+}
 
 fn join_words(words: &[OsString]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -176,9 +234,9 @@ struct Stats {
 struct Session<'a> {
     cfg: &'a Config,
     signals: &'a Signals,
-    socket: UdpSocket,
+    socket: net::Link,
     connected: bool,
-    local: SocketAddr,
+    local: Addr,
     out: BufWriter<net::Stdout>,
     /// What the loop waits in: signals always, stdin while reading it, the socket and
     /// stdout during --wait.
@@ -191,29 +249,51 @@ struct Session<'a> {
     schedule: Option<Schedule>,
     eager_flush: bool,
     /// The socket as the event loop watches it, during --wait (reads go through it).
-    watched: Option<mio::net::UdpSocket>,
+    watched: Option<net::Sock>,
     /// The socket's SO_RCVTIMEO as last set.
     read_timeout: Option<Duration>,
 }
 
 pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
-    let (socket, connected) = net::sender(cfg.dest, &cfg.socket).map_err(|e| {
-        let hint = if e.kind() == io::ErrorKind::PermissionDenied && !cfg.socket.broadcast {
-            " (a broadcast address needs --broadcast)"
-        } else {
-            ""
-        };
-        match cfg.socket.bind {
-            Some(b) => anyhow!("cannot send from --bind {b} to {}: {e}{hint}", cfg.dest),
-            None => anyhow!("cannot send to {}: {e}{hint}", cfg.dest),
+    let (socket, connected, local, _cleanup) = match &cfg.dest {
+        Addr::Ip(dest) => {
+            let (socket, connected) = net::sender(*dest, &cfg.socket).map_err(|e| {
+                let hint = if e.kind() == io::ErrorKind::PermissionDenied && !cfg.socket.broadcast {
+                    " (a broadcast address needs --broadcast)"
+                } else {
+                    ""
+                };
+                match cfg.socket.bind {
+                    Some(b) => anyhow!("cannot send from --bind {b} to {dest}: {e}{hint}"),
+                    None => anyhow!("cannot send to {dest}: {e}{hint}"),
+                }
+            })?;
+            let local = socket.local_addr().context("reading the local address")?;
+            if cfg.output.format == Format::Json {
+                // json's `ts` is when each reply arrived.
+                net::enable_timestamps(&socket);
+            }
+            (net::Link::Udp(socket), connected, Addr::Ip(local), None)
         }
-    })?;
-    let local = socket.local_addr().context("reading the local address")?;
+        Addr::Unix(dest) => {
+            // Answers need a name to come back to.
+            let named = cfg.reply || cfg.wait.is_some();
+            let (link, local, cleanup) = net::unix_link(dest, cfg.unix_bind.as_ref(), named)
+                .map_err(|e| {
+                    let hint = match e.kind() {
+                        io::ErrorKind::ConnectionRefused => " (nothing listens on this socket)",
+                        io::ErrorKind::NotFound => " (no such socket file)",
+                        _ => "",
+                    };
+                    match &cfg.unix_bind {
+                        Some(b) => anyhow!("cannot send from --bind {b} to {dest}: {e}{hint}"),
+                        None => anyhow!("cannot send to {dest}: {e}{hint}"),
+                    }
+                })?;
+            (link, true, local, cleanup)
+        }
+    };
     tracing::debug!("sending from {local}");
-    if cfg.output.format == Format::Json {
-        // json's `ts` is when each reply arrived.
-        net::enable_timestamps(&socket);
-    }
     let mut poller = Poller::new().context("starting the event loop")?;
     signals
         .register(&mut poller)
@@ -359,8 +439,8 @@ impl Session<'_> {
     }
 
     fn send_batch(&mut self, batch: &[&[u8]]) -> Result<()> {
-        let dest = (!self.connected).then_some(self.cfg.dest);
-        let result = net::send_batch(&self.socket, batch, dest);
+        let dest = self.cfg.dest.ip().filter(|_| !self.connected);
+        let result = self.socket.send_batch(batch, dest);
         let sent = match &result {
             Ok(()) => batch.len(),
             Err((n, _)) => *n,
@@ -370,7 +450,7 @@ impl Session<'_> {
         }
         self.stats.sent += sent as u64;
         self.stats.bytes += batch[..sent].iter().map(|p| p.len() as u64).sum::<u64>();
-        result.map_err(|(_, e)| self.send_error(e))
+        result.map_err(|(n, e)| self.send_error_of(e, batch.get(n).map(|p| p.len())))
     }
 
     fn send_record(&mut self, payload: &[u8]) -> Result<()> {
@@ -380,7 +460,7 @@ impl Session<'_> {
             if self.cfg.reply {
                 // Whatever is queued now answers an earlier datagram (late, or a duplicate):
                 // print it, but do not take it as this datagram's reply.
-                if net::has_pending(&self.socket) {
+                if self.socket.has_pending() {
                     while self.receive_some(net::BATCH)? > 0 {}
                 }
             }
@@ -388,10 +468,10 @@ impl Session<'_> {
             let result = if self.connected {
                 self.socket.send(payload)
             } else {
-                self.socket.send_to(payload, self.cfg.dest)
+                self.socket.send_to(payload, &self.cfg.dest)
             };
             if let Err(e) = result {
-                return Err(self.send_error(e));
+                return Err(self.send_error_of(e, Some(payload.len())));
             }
             self.stats.sent += 1;
             self.stats.bytes += payload.len() as u64;
@@ -408,12 +488,28 @@ impl Session<'_> {
     }
 
     fn send_error(&self, e: io::Error) -> anyhow::Error {
+        self.send_error_of(e, None)
+    }
+
+    /// The error of a send; `len` is the size of the datagram that failed, where known.
+    fn send_error_of(&self, e: io::Error, len: Option<usize>) -> anyhow::Error {
         let sent = plural(self.stats.sent, "datagram");
-        let dest = self.cfg.dest;
+        let dest = &self.cfg.dest;
+        if let (true, Some(len)) = (net::is_too_large(&e), len) {
+            return anyhow!(
+                "datagram {} ({}) is larger than {dest} takes: {e}; {sent} sent",
+                self.stats.sent + 1,
+                plural(len as u64, "byte")
+            );
+        }
+        let nobody = match dest {
+            Addr::Ip(_) => "port unreachable (nothing listens there)",
+            Addr::Unix(_) => "nothing listens on this socket",
+        };
         match e.kind() {
             io::ErrorKind::ConnectionRefused => anyhow::Error::from(Fail::new(
                 Status::Refused,
-                format!("{dest} refused: port unreachable (nothing listens there); {sent} sent"),
+                format!("{dest} refused: {nobody}; {sent} sent"),
             )),
             io::ErrorKind::PermissionDenied if !self.cfg.socket.broadcast => {
                 anyhow!(
@@ -531,14 +627,9 @@ impl Session<'_> {
         let deadline = Instant::now() + wait;
         let before = self.stats.replies;
         // From here on the socket is only read when the loop says it is ready.
-        let mut watched = self
-            .socket
-            .try_clone()
-            .and_then(|s| s.set_nonblocking(true).map(|()| s))
-            .map(mio::net::UdpSocket::from_std)
-            .context("watching the socket")?;
+        let mut watched = self.socket.watched().context("watching the socket")?;
         self.poller
-            .add_socket(&mut watched, 0)
+            .add(&mut watched, 0)
             .context("watching the socket")?;
         self.watched = Some(watched);
         self.poller.watch_stdout().context("watching stdout")?;
@@ -595,14 +686,14 @@ impl Session<'_> {
                 break;
             };
             let (payload, meta) = receiver.get(k);
-            let from = addr::canonical(meta.from);
-            let to = addr::canonical(self.local);
+            let from = meta.from.canonical();
+            let to = &self.local;
             self.printer
                 .write(
                     &mut self.out,
                     &Datagram {
                         payload,
-                        from,
+                        from: &from,
                         to,
                         at: meta.at.unwrap_or(read_time),
                         dir: None,

@@ -53,8 +53,9 @@ fuzz_target!(|input: &[u8]| {
         source: mode & 8 != 0,
         escape: mode & 16 != 0,
     };
-    let from: SocketAddr = ADDRS[usize::from(addr & 3)].parse().unwrap();
-    let to: SocketAddr = ADDRS[usize::from((addr >> 2) & 3)].parse().unwrap();
+    let from_ip: SocketAddr = ADDRS[usize::from(addr & 3)].parse().unwrap();
+    let to_ip: SocketAddr = ADDRS[usize::from((addr >> 2) & 3)].parse().unwrap();
+    let (from, to) = (udpcat::addr::Addr::Ip(from_ip), udpcat::addr::Addr::Ip(to_ip));
     let micros = u64::from_le_bytes([*t0, *t1, *t2, *t3, *t4, *t5, *t6, *t7]);
     // Up to the end of year 9999, the last time RFC 3339 can show.
     let at = SystemTime::UNIX_EPOCH + Duration::from_micros(micros % 253_402_300_799_000_000);
@@ -82,8 +83,8 @@ fuzz_target!(|input: &[u8]| {
             &mut out,
             &Datagram {
                 payload,
-                from,
-                to,
+                from: &from,
+                to: &to,
                 at,
                 dir: None,
             },

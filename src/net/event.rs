@@ -96,6 +96,17 @@ impl Poller {
             .register(socket, Token(index), Interest::READABLE)
     }
 
+    /// Watches one of listen's sockets, of either kind.
+    pub fn add(&self, socket: &mut super::Sock, index: usize) -> io::Result<()> {
+        match socket {
+            super::Sock::Udp(s) => self.add_socket(s, index),
+            #[cfg(unix)]
+            super::Sock::Unix(s) => self
+                .registry()
+                .register(s, Token(index), Interest::READABLE),
+        }
+    }
+
     /// Watches stdout for its reader going away, where the system can tell (a pipe or a
     /// socket on Unix); elsewhere that shows at the next write.
     pub fn watch_stdout(&self) -> io::Result<()> {

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use super::{Emit, Incoming, Role};
+use crate::addr::Addr;
 use crate::net::{self, Listener};
 use crate::output;
 use crate::process;
@@ -40,8 +41,8 @@ struct Job {
     deadline: Instant,
     timed_out: bool,
     socket: usize,
-    from: SocketAddr,
-    peer: SocketAddr,
+    from: Addr,
+    peer: Addr,
     reply_from: Option<std::net::IpAddr>,
     /// The largest reply the sender's family can take.
     max: usize,
@@ -63,9 +64,9 @@ struct Finished {
 struct Waiting {
     index: u64,
     payload: Vec<u8>,
-    from: SocketAddr,
-    peer: SocketAddr,
-    local: SocketAddr,
+    from: Addr,
+    peer: Addr,
+    local: Addr,
     socket: usize,
     reply_from: Option<std::net::IpAddr>,
 }
@@ -80,6 +81,8 @@ pub struct Exec {
     finished: u64,
     failed: u64,
     timed_out: u64,
+    /// Commands for nameless Unix senders: nothing to send their output to.
+    nameless: u64,
 }
 
 impl std::fmt::Debug for Exec {
@@ -104,6 +107,7 @@ impl Exec {
             finished: 0,
             failed: 0,
             timed_out: 0,
+            nameless: 0,
         })
     }
 
@@ -113,12 +117,24 @@ impl Exec {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .env("UDPCAT_PEER", d.peer.to_string())
-            .env("UDPCAT_PEER_ADDR", d.peer.ip().to_string())
-            .env("UDPCAT_PEER_PORT", d.peer.port().to_string())
             .env("UDPCAT_LOCAL", d.local.to_string())
-            .env("UDPCAT_LOCAL_ADDR", d.local.ip().to_string())
-            .env("UDPCAT_LOCAL_PORT", d.local.port().to_string())
             .env("UDPCAT_INDEX", d.index.to_string());
+        // For Unix sockets the _ADDR variables hold the path and there is no _PORT.
+        for (name, a) in [("PEER", d.peer), ("LOCAL", d.local)] {
+            match a {
+                Addr::Ip(ip) => {
+                    cmd.env(format!("UDPCAT_{name}_ADDR"), ip.ip().to_string())
+                        .env(format!("UDPCAT_{name}_PORT"), ip.port().to_string());
+                }
+                Addr::Unix(u) => {
+                    let text = u.to_string();
+                    cmd.env(
+                        format!("UDPCAT_{name}_ADDR"),
+                        text.strip_prefix("unix:").unwrap_or(&text),
+                    );
+                }
+            }
+        }
         let mut child = cmd.spawn()?;
         let pid = child.id();
         let stdin = child.stdin.take();
@@ -207,9 +223,20 @@ impl Exec {
                 )
             }
             Ok(_) => {
+                if !job.from.answerable() {
+                    self.nameless += 1;
+                    if self.nameless == 1 {
+                        tracing::warn!(
+                            "datagram {i} came from a Unix socket with no name (unix:): the \
+                             command ran, but its output cannot be sent back; --stats counts \
+                             such datagrams"
+                        );
+                    }
+                    return;
+                }
                 let l = &sockets[job.socket];
                 let local = job.reply_from.filter(|_| l.wildcard);
-                if let Err(e) = net::send_from(&l.socket, &f.out, job.from, local) {
+                if let Err(e) = net::answer(&l.socket, &f.out, &job.from, local) {
                     tracing::warn!("datagram {i}: cannot send the reply to {}: {e}", job.peer);
                 }
                 return;
@@ -232,8 +259,8 @@ impl Exec {
                         deadline: Instant::now() + self.cfg.timeout,
                         timed_out: false,
                         socket: d.socket,
-                        from: d.from,
-                        peer: d.peer,
+                        from: d.from.clone(),
+                        peer: d.peer.clone(),
                         reply_from: d.reply_from,
                         max: max_reply(d.from),
                     },
@@ -259,11 +286,13 @@ impl Exec {
     }
 }
 
-/// The largest reply to `to`'s family.
-fn max_reply(to: SocketAddr) -> usize {
+/// The largest reply kept for `to`: its family's limit; for a Unix socket 4 MiB (the system
+/// refuses what it cannot take, and that is said).
+fn max_reply(to: &Addr) -> usize {
     let v4 = match to {
-        SocketAddr::V4(_) => true,
-        SocketAddr::V6(v6) => v6.ip().to_ipv4_mapped().is_some(),
+        Addr::Ip(SocketAddr::V4(_)) => true,
+        Addr::Ip(SocketAddr::V6(v6)) => v6.ip().to_ipv4_mapped().is_some(),
+        Addr::Unix(_) => return 4 << 20,
     };
     if v4 {
         crate::framing::MAX_PAYLOAD_V4
@@ -286,9 +315,9 @@ impl Role for Exec {
             self.waiting.push_back(Waiting {
                 index: d.index,
                 payload: d.payload.to_vec(),
-                from: d.from,
-                peer: d.peer,
-                local: d.local,
+                from: d.from.clone(),
+                peer: d.peer.clone(),
+                local: d.local.clone(),
                 socket: d.socket,
                 reply_from: d.reply_from,
             });
@@ -319,9 +348,9 @@ impl Role for Exec {
             self.start(&Incoming {
                 index: w.index,
                 payload: &w.payload,
-                from: w.from,
-                peer: w.peer,
-                local: w.local,
+                from: &w.from,
+                peer: &w.peer,
+                local: &w.local,
                 socket: w.socket,
                 reply_from: w.reply_from,
             });
@@ -374,8 +403,13 @@ impl Role for Exec {
     }
 
     fn stats(&self) -> String {
+        let nameless = if self.nameless > 0 {
+            format!(", {} for nameless senders unanswered", self.nameless)
+        } else {
+            String::new()
+        };
         format!(
-            "; {} run, {} failed, {} timed out",
+            "; {} run, {} failed, {} timed out{nameless}",
             output::plural(self.finished, "command"),
             self.failed,
             self.timed_out

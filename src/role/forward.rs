@@ -7,22 +7,20 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::{Emit, Incoming, Role};
+use crate::addr::Addr;
+use crate::net::{self, Listener, ROLE_TOKENS, Receiver, Sock};
+use crate::output::{self, Datagram, Dir};
 use anyhow::Result;
 use mio::{Interest, Registry, Token};
-use socket2::{Domain, Protocol, Socket, Type};
-
-use super::{Emit, Incoming, Role};
-use crate::addr;
-use crate::net::{self, Listener, ROLE_TOKENS, Receiver};
-use crate::output::{self, Datagram, Dir};
 
 /// What `--forward` needs, validated.
 #[derive(Debug, Clone)]
 pub struct ForwardConfig {
-    pub dests: Vec<SocketAddr>,
+    pub dests: Vec<Addr>,
     pub idle: Duration,
     pub max_peers: usize,
     /// Ask for arrival times on the upstream sockets (json's `ts`).
@@ -37,16 +35,16 @@ pub const DEFAULT_MAX_PEERS: usize = 1024;
 pub const GRACE: Duration = Duration::from_millis(500);
 
 /// A peer: which of listen's sockets it wrote to, and from where.
-type PeerKey = (usize, SocketAddr);
+type PeerKey = (usize, Addr);
 
 #[derive(Debug)]
 struct Peer {
     /// One socket per DEST, in `dests` order, with its token.
-    upstream: Vec<(mio::net::UdpSocket, usize)>,
+    upstream: Vec<(Sock, usize)>,
     last_active: Instant,
     /// The address to answer from (where the peer's datagrams arrive).
     reply_from: Option<IpAddr>,
-    shown: SocketAddr,
+    shown: Addr,
     /// "Port unreachable" already said for this DEST.
     refused_said: Vec<bool>,
 }
@@ -107,31 +105,34 @@ impl Forward {
     }
 
     /// A non-blocking socket on an ephemeral port, connected to `dest`, watched by the loop.
-    fn upstream(&mut self, dest: SocketAddr) -> io::Result<(mio::net::UdpSocket, usize)> {
-        let socket = Socket::new(Domain::for_address(dest), Type::DGRAM, Some(Protocol::UDP))?;
-        let any = match dest {
-            SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-            SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
-        };
-        socket.set_nonblocking(true)?;
-        socket.bind(&any.into())?;
-        socket.connect(&dest.into())?;
-        let std: UdpSocket = socket.into();
-        if self.cfg.timestamps {
-            net::enable_timestamps(&std);
-        }
-        let mut socket = mio::net::UdpSocket::from_std(std);
+    fn upstream(&mut self, dest: &Addr) -> io::Result<(Sock, usize)> {
+        let mut socket = Sock::connected(dest, self.cfg.timestamps)?;
         let token = self.next_token;
         self.next_token += 1;
-        self.registry
-            .register(&mut socket, Token(token), Interest::READABLE)?;
+        match &mut socket {
+            Sock::Udp(s) => self
+                .registry
+                .register(s, Token(token), Interest::READABLE)?,
+            #[cfg(unix)]
+            Sock::Unix(s) => self
+                .registry
+                .register(s, Token(token), Interest::READABLE)?,
+        }
         Ok((socket, token))
+    }
+
+    fn deregister(&self, socket: &mut Sock) {
+        let _ = match socket {
+            Sock::Udp(s) => self.registry.deregister(s),
+            #[cfg(unix)]
+            Sock::Unix(s) => self.registry.deregister(s),
+        };
     }
 
     fn close(&mut self, key: &PeerKey) {
         if let Some(mut peer) = self.peers.remove(key) {
             for (socket, token) in &mut peer.upstream {
-                let _ = self.registry.deregister(socket);
+                self.deregister(socket);
                 self.tokens.remove(token);
             }
         }
@@ -139,14 +140,14 @@ impl Forward {
 
     /// The peer's sockets, opened (and a peer evicted to make room) if it is new.
     fn peer(&mut self, d: &Incoming<'_>) -> io::Result<&mut Peer> {
-        let key = (d.socket, d.from);
+        let key = (d.socket, d.from.clone());
         if !self.peers.contains_key(&key) {
             if self.peers.len() >= self.cfg.max_peers {
                 let oldest = self
                     .peers
                     .iter()
                     .min_by_key(|(_, p)| p.last_active)
-                    .map(|(k, p)| (*k, p.shown));
+                    .map(|(k, p)| (k.clone(), p.shown.clone()));
                 if let Some((old, shown)) = oldest {
                     self.close(&old);
                     self.evicted += 1;
@@ -158,29 +159,29 @@ impl Forward {
                 }
             }
             let mut upstream = Vec::with_capacity(self.cfg.dests.len());
-            for (i, &dest) in self.cfg.dests.clone().iter().enumerate() {
+            for (i, dest) in self.cfg.dests.clone().iter().enumerate() {
                 let (socket, token) = match self.upstream(dest) {
                     Ok(u) => u,
                     Err(e) => {
                         for (mut s, t) in upstream {
-                            let _ = self.registry.deregister(&mut s);
+                            self.deregister(&mut s);
                             self.tokens.remove(&t);
                         }
                         return Err(e);
                     }
                 };
-                self.tokens.insert(token, (key, i));
+                self.tokens.insert(token, (key.clone(), i));
                 upstream.push((socket, token));
             }
             self.peers_seen += 1;
             tracing::info!("{}: new peer, relaying to {:?}", d.peer, self.cfg.dests);
             self.peers.insert(
-                key,
+                key.clone(),
                 Peer {
                     upstream,
                     last_active: Instant::now(),
                     reply_from: d.reply_from,
-                    shown: d.peer,
+                    shown: d.peer.clone(),
                     refused_said: vec![false; self.cfg.dests.len()],
                 },
             );
@@ -198,10 +199,10 @@ impl Forward {
         sockets: &[Listener],
         emit: &mut Emit<'_>,
     ) -> Result<()> {
-        let Some(&(key, d)) = self.tokens.get(&token) else {
+        let Some((key, d)) = self.tokens.get(&token).cloned() else {
             return Ok(());
         };
-        let dest = self.cfg.dests[d];
+        let dest = self.cfg.dests[d].clone();
         loop {
             let Some(peer) = self.peers.get_mut(&key) else {
                 return Ok(());
@@ -230,10 +231,7 @@ impl Forward {
             if n == 0 {
                 return Ok(());
             }
-            let local = upstream
-                .local_addr()
-                .map(addr::canonical)
-                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+            let local = upstream.local();
             let l = &sockets[key.0];
             let answer_from = peer.reply_from.filter(|_| l.wildcard);
             peer.last_active = Instant::now();
@@ -242,14 +240,14 @@ impl Forward {
                 let (payload, meta) = self.rx.get(k);
                 // Relayed first, printed second: a slow reader of stdout delays the record,
                 // not the peer's answer.
-                if let Err(e) = net::send_from(&l.socket, payload, key.1, answer_from) {
+                if let Err(e) = net::answer(&l.socket, payload, &key.1, answer_from) {
                     tracing::warn!("cannot relay {dest}'s reply to {}: {e}", peer.shown);
                 }
                 self.dests[d].replies += 1;
                 emit(&Datagram {
                     payload,
-                    from: addr::canonical(meta.from),
-                    to: local,
+                    from: &meta.from.canonical(),
+                    to: &local,
                     at: meta.at.unwrap_or(read_time),
                     dir: Some(Dir::Reply),
                 })?;
@@ -262,11 +260,11 @@ impl Forward {
 
     fn sweep(&mut self, now: Instant) {
         let idle = self.cfg.idle;
-        let expired: Vec<(PeerKey, SocketAddr)> = self
+        let expired: Vec<(PeerKey, Addr)> = self
             .peers
             .iter()
             .filter(|(_, p)| now.saturating_duration_since(p.last_active) >= idle)
-            .map(|(k, p)| (*k, p.shown))
+            .map(|(k, p)| (k.clone(), p.shown.clone()))
             .collect();
         for (key, shown) in expired {
             self.close(&key);
@@ -294,7 +292,7 @@ impl Role for Forward {
             tracing::warn!("cannot open a relay for {}: {e}", d.peer);
             return Ok(());
         }
-        let Some(peer) = self.peers.get_mut(&(d.socket, d.from)) else {
+        let Some(peer) = self.peers.get_mut(&(d.socket, d.from.clone())) else {
             return Ok(());
         };
         peer.last_active = Instant::now();
@@ -304,7 +302,7 @@ impl Role for Forward {
                 Ok(_) => stats.forwarded += 1,
                 Err(e) => {
                     stats.errors += 1;
-                    let dest = self.cfg.dests[i];
+                    let dest = &self.cfg.dests[i];
                     if e.kind() == io::ErrorKind::ConnectionRefused {
                         // An earlier datagram's "port unreachable", reported on this send.
                         if !peer.refused_said[i] {
@@ -359,7 +357,7 @@ impl Role for Forward {
     }
 
     fn stop(&mut self) {
-        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        let keys: Vec<PeerKey> = self.peers.keys().cloned().collect();
         for k in keys {
             self.close(&k);
         }

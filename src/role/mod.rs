@@ -6,11 +6,12 @@ pub mod echo;
 pub mod exec;
 pub mod forward;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Instant;
 
 use anyhow::Result;
 
+use crate::addr::Addr;
 use crate::net::Listener;
 use crate::output::Datagram;
 
@@ -25,11 +26,11 @@ pub struct Incoming<'a> {
     pub index: u64,
     pub payload: &'a [u8],
     /// The sender, as the socket gave it (what to answer to).
-    pub from: SocketAddr,
+    pub from: &'a Addr,
     /// The sender as udpcat shows it (IPv4-mapped shown as IPv4).
-    pub peer: SocketAddr,
+    pub peer: &'a Addr,
     /// The local address it arrived on, as udpcat shows it.
-    pub local: SocketAddr,
+    pub local: &'a Addr,
     /// Which of listen's sockets it came in on.
     pub socket: usize,
     /// The source address to answer from (the arrival address), where the system says it.

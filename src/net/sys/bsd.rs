@@ -245,3 +245,48 @@ pub(super) fn send_with_source(
 pub fn kernel_drops(_socket: &impl AsSocket) -> Option<u64> {
     None
 }
+
+/// Unix sockets: no abstract names on macOS or FreeBSD.
+pub const ABSTRACT_NAMES: bool = false;
+
+pub(super) fn abstract_name(_addr: &nix::sys::socket::UnixAddr) -> Option<Vec<u8>> {
+    None
+}
+
+pub(super) fn new_abstract(_name: &[u8]) -> io::Result<nix::sys::socket::UnixAddr> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("abstract Unix socket names are Linux only, not on {SYSTEM}"),
+    ))
+}
+
+/// No autobind here: the caller binds a file in the temporary directory.
+pub(super) fn autobind(_fd: RawFd) -> io::Result<Option<crate::addr::UnixAddr>> {
+    Ok(None)
+}
+
+/// The size of the next datagram on a Unix socket without taking it: peeked into a
+/// growing buffer until it is no longer cut short.
+pub(super) fn next_datagram_size(
+    fd: RawFd,
+    wait: bool,
+    scratch: &mut Vec<u8>,
+) -> Result<usize, Errno> {
+    if scratch.len() < DATAGRAM_BUFFER {
+        scratch.resize(DATAGRAM_BUFFER, 0);
+    }
+    loop {
+        let mut flags = MsgFlags::MSG_PEEK;
+        if !wait {
+            flags |= MsgFlags::MSG_DONTWAIT;
+        }
+        let mut iov = [IoSliceMut::new(scratch.as_mut_slice())];
+        let msg = recvmsg::<()>(fd, &mut iov, None, flags)?;
+        let (n, cut) = (msg.bytes, msg.flags.contains(MsgFlags::MSG_TRUNC));
+        if !cut {
+            return Ok(n);
+        }
+        let grown = scratch.len() * 2;
+        scratch.resize(grown, 0);
+    }
+}

@@ -272,6 +272,43 @@ pub fn drops_for_inode(table: &str, inode: u64) -> Option<u64> {
     })
 }
 
+/// Unix sockets: Linux has abstract names.
+pub const ABSTRACT_NAMES: bool = true;
+
+pub(super) fn abstract_name(addr: &nix::sys::socket::UnixAddr) -> Option<Vec<u8>> {
+    addr.as_abstract().map(<[u8]>::to_vec)
+}
+
+pub(super) fn new_abstract(name: &[u8]) -> io::Result<nix::sys::socket::UnixAddr> {
+    nix::sys::socket::UnixAddr::new_abstract(name).map_err(io::Error::from)
+}
+
+/// Binds `fd` to a name the kernel picks (an abstract one): so a peer can answer.
+pub(super) fn autobind(fd: RawFd) -> io::Result<Option<crate::addr::UnixAddr>> {
+    nix::sys::socket::bind(fd, &nix::sys::socket::UnixAddr::new_unnamed())
+        .map_err(io::Error::from)?;
+    let name: nix::sys::socket::UnixAddr =
+        nix::sys::socket::getsockname(fd).map_err(io::Error::from)?;
+    Ok(Some(match name.as_abstract() {
+        Some(n) => crate::addr::UnixAddr::Abstract(n.to_vec()),
+        None => crate::addr::UnixAddr::Unnamed,
+    }))
+}
+
+/// The size of the next datagram on a Unix socket without taking it (MSG_PEEK|MSG_TRUNC
+/// gives the whole length on Linux). `wait` blocks for it (as the socket's timeout allows).
+pub(super) fn next_datagram_size(
+    fd: RawFd,
+    wait: bool,
+    _scratch: &mut Vec<u8>,
+) -> Result<usize, Errno> {
+    let mut flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC;
+    if !wait {
+        flags |= MsgFlags::MSG_DONTWAIT;
+    }
+    nix::sys::socket::recv(fd, &mut [], flags)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

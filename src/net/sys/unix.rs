@@ -13,7 +13,8 @@ use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, SockaddrStorage};
 use nix::sys::stat::{SFlag, fstat, stat};
 
-use crate::net::{Interface, Poller};
+use crate::addr::{Addr, UnixAddr};
+use crate::net::{DATAGRAM_BUFFER, Interface, Meta, Poller};
 
 pub use std::os::fd::AsFd as AsSocket;
 
@@ -210,4 +211,211 @@ pub fn send_from(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+// ---- Unix datagram sockets ---------------------------------------------------------------
+
+/// Our name for the address nix reports.
+fn unix_name(addr: Option<&nix::sys::socket::UnixAddr>) -> UnixAddr {
+    let Some(addr) = addr else {
+        return UnixAddr::Unnamed;
+    };
+    if let Some(path) = addr.path() {
+        return UnixAddr::Path(path.to_path_buf());
+    }
+    match super::abstract_name(addr) {
+        Some(name) => UnixAddr::Abstract(name),
+        None => UnixAddr::Unnamed,
+    }
+}
+
+/// nix's address for our name; `None` for a nameless socket.
+pub(crate) fn nix_unix_addr(addr: &UnixAddr) -> io::Result<Option<nix::sys::socket::UnixAddr>> {
+    match addr {
+        UnixAddr::Path(p) => Ok(Some(
+            nix::sys::socket::UnixAddr::new(p.as_path()).map_err(io::Error::from)?,
+        )),
+        UnixAddr::Abstract(name) => super::new_abstract(name).map(Some),
+        UnixAddr::Unnamed => Ok(None),
+    }
+}
+
+/// Receives up to `max` datagrams from a Unix datagram socket, each whole: its size is
+/// asked first, and one larger than a slot goes into `big`, alone in its batch.
+pub fn recv_unix(
+    socket: &impl AsFd,
+    bufs: &mut [u8],
+    big: &mut Vec<u8>,
+    max: usize,
+    block: bool,
+    meta: &mut Vec<Meta>,
+) -> io::Result<()> {
+    let fd = socket.as_fd().as_raw_fd();
+    while meta.len() < max {
+        let wait = block && meta.is_empty();
+        let size = match super::next_datagram_size(fd, wait, big) {
+            Ok(size) => size,
+            Err(Errno::EAGAIN | Errno::EINTR) => return Ok(()),
+            // What came before the error is delivered; the error comes on the next call.
+            Err(_) if !meta.is_empty() => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let into_big = size > DATAGRAM_BUFFER;
+        if into_big && !meta.is_empty() {
+            return Ok(());
+        }
+        let buf: &mut [u8] = if into_big {
+            big.resize(size, 0);
+            big.as_mut_slice()
+        } else {
+            let i = meta.len();
+            &mut bufs[i * DATAGRAM_BUFFER..(i + 1) * DATAGRAM_BUFFER]
+        };
+        let (n, from) = nix::sys::socket::recvfrom::<nix::sys::socket::UnixAddr>(fd, buf)
+            .map_err(io::Error::from)?;
+        let mut m = Meta::from_addr(n, Addr::Unix(unix_name(from.as_ref())));
+        m.big = into_big;
+        meta.push(m);
+        if into_big {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Sends `payload` to the Unix socket `to` from `socket`.
+pub fn unix_send_to(socket: &impl AsFd, payload: &[u8], to: &UnixAddr) -> io::Result<()> {
+    let Some(addr) = nix_unix_addr(to)? else {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            "the sender's socket has no name, so nothing can be sent back to it",
+        ));
+    };
+    nix::sys::socket::sendto(
+        socket.as_fd().as_raw_fd(),
+        payload,
+        &addr,
+        MsgFlags::empty(),
+    )
+    .map(drop)
+    .map_err(io::Error::from)
+}
+
+/// A Unix datagram socket bound to `addr`, for listen. An existing file at a path: a socket
+/// nobody listens on (stale) is replaced; a live socket or any other file is an error
+/// naming the path, and the file is left alone. Returns the socket and the file to remove
+/// at exit.
+pub fn bind_unix(
+    addr: &UnixAddr,
+) -> anyhow::Result<(std::os::unix::net::UnixDatagram, Option<std::path::PathBuf>)> {
+    use std::os::unix::fs::FileTypeExt;
+    use std::os::unix::net::UnixDatagram;
+    let Some(nix_addr) = nix_unix_addr(addr)? else {
+        anyhow::bail!("cannot listen on {addr}: a socket to listen on needs a name");
+    };
+    let mut cleanup = None;
+    if let UnixAddr::Path(path) = addr {
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_socket() => {
+                let probe = UnixDatagram::unbound()?;
+                match probe.connect(path) {
+                    Ok(()) => anyhow::bail!(
+                        "cannot listen on {addr}: another process listens on this socket \
+                         (stop it, or choose another path)"
+                    ),
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                        // A socket file left by a process that is gone: replace it.
+                        std::fs::remove_file(path).map_err(|e| {
+                            anyhow::anyhow!("cannot replace the stale socket {addr}: {e}")
+                        })?;
+                        tracing::info!("{addr}: replaced a stale socket file");
+                    }
+                    Err(e) => anyhow::bail!("cannot listen on {addr}: {e}"),
+                }
+            }
+            Ok(_) => anyhow::bail!(
+                "cannot listen on {addr}: the file exists and is not a socket (udpcat leaves \
+                 it alone; choose another path)"
+            ),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => anyhow::bail!("cannot listen on {addr}: {e}"),
+        }
+        cleanup = Some(path.clone());
+    }
+    let socket = UnixDatagram::unbound()?;
+    nix::sys::socket::bind(socket.as_raw_fd(), &nix_addr)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {}", io::Error::from(e)))?;
+    socket.set_nonblocking(true)?;
+    Ok((socket, cleanup))
+}
+
+/// A blocking Unix datagram socket connected to `dest`, for send. It gets a name only when
+/// an answer must be able to come back (`named`, or `bind`): Linux's autobind (an abstract
+/// name the kernel picks), elsewhere a fresh file in the temporary directory. Returns the
+/// socket, its name, and a file to remove at exit.
+pub fn unix_sender(
+    dest: &UnixAddr,
+    bind: Option<&UnixAddr>,
+    named: bool,
+) -> io::Result<(
+    std::os::unix::net::UnixDatagram,
+    UnixAddr,
+    Option<std::path::PathBuf>,
+)> {
+    use std::os::unix::net::UnixDatagram;
+    let socket = UnixDatagram::unbound()?;
+    let fd = socket.as_raw_fd();
+    let mut cleanup = None;
+    let local = match bind {
+        Some(b) => {
+            if let Some(a) = nix_unix_addr(b)? {
+                nix::sys::socket::bind(fd, &a).map_err(io::Error::from)?;
+            }
+            if let UnixAddr::Path(p) = b {
+                cleanup = Some(p.clone());
+            }
+            b.clone()
+        }
+        None if named => match super::autobind(fd)? {
+            Some(name) => name,
+            None => {
+                let path = temp_socket_path();
+                let a = nix::sys::socket::UnixAddr::new(path.as_path()).map_err(io::Error::from)?;
+                nix::sys::socket::bind(fd, &a).map_err(io::Error::from)?;
+                cleanup = Some(path.clone());
+                UnixAddr::Path(path)
+            }
+        },
+        None => UnixAddr::Unnamed,
+    };
+    let Some(to) = nix_unix_addr(dest)? else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a destination socket needs a name",
+        ));
+    };
+    if let Err(e) = nix::sys::socket::connect(fd, &to) {
+        if let Some(p) = &cleanup {
+            let _ = std::fs::remove_file(p);
+        }
+        return Err(e.into());
+    }
+    Ok((socket, local, cleanup))
+}
+
+/// A fresh path for a socket that must have a file: the temporary directory, the process
+/// id and a counter.
+fn temp_socket_path() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    std::env::temp_dir().join(format!(
+        "udpcat-{}-{}.sock",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ))
+}
+
+/// The datagram was larger than the socket takes (EMSGSIZE).
+pub fn is_too_large(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(nix::libc::EMSGSIZE)
 }

@@ -337,3 +337,11 @@ impl Read for Input {
         }
     }
 }
+
+/// Windows has no Unix datagram sockets.
+pub const ABSTRACT_NAMES: bool = false;
+
+/// The datagram was larger than the socket takes (EMSGSIZE).
+pub fn is_too_large(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(10040)
+}
