@@ -285,6 +285,15 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
                         io::ErrorKind::NotFound => " (no such socket file)",
                         _ => "",
                     };
+                    if e.kind() == io::ErrorKind::ConnectionRefused {
+                        // A socket file nobody listens on: the Unix "port unreachable".
+                        return anyhow::Error::from(Fail::new(
+                            Status::Refused,
+                            format!(
+                                "{dest} refused: nothing listens on this socket; 0 datagrams sent"
+                            ),
+                        ));
+                    }
                     match &cfg.unix_bind {
                         Some(b) => anyhow!("cannot send from --bind {b} to {dest}: {e}{hint}"),
                         None => anyhow!("cannot send to {dest}: {e}{hint}"),

@@ -23,4 +23,5 @@ mod raw_proc;
 mod send;
 mod sharp_edges;
 mod signals;
+mod unix;
 mod util;
