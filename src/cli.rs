@@ -172,7 +172,9 @@ pub struct OutputArgs {
 #[derive(Debug, Args)]
 pub struct ListenArgs {
     /// Addresses to bind: HOST:PORT, 1.2.3.4:PORT, [::1]:PORT, PORT or :PORT (localhost);
-    /// port 0 picks a free port. localhost binds 127.0.0.1 and ::1.
+    /// port 0 picks a free port. localhost binds 127.0.0.1 and ::1. unix:PATH (or any path
+    /// with a /) is a Unix datagram socket, created and removed at exit; unix:@NAME a Linux
+    /// abstract one.
     #[arg(value_name = "ADDR", required = true)]
     pub addrs: Vec<String>,
 
@@ -284,7 +286,8 @@ pub struct ListenArgs {
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    /// Destination: HOST:PORT, 1.2.3.4:PORT, [::1]:PORT, PORT or :PORT (localhost)
+    /// Destination: HOST:PORT, 1.2.3.4:PORT, [::1]:PORT, PORT or :PORT (localhost), or a Unix
+    /// datagram socket: unix:PATH (or any path with a /), unix:@NAME (Linux abstract)
     #[arg(value_name = "ADDR")]
     pub addr: String,
 

@@ -338,7 +338,6 @@ fn logger_and_socat_talk_to_udpcat() {
         std::thread::yield_now();
     }
     run_ok_send(&rpath);
-    let mut socat = socat;
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(socat.id() as i32),
         Signal::SIGTERM,
