@@ -83,10 +83,16 @@ pub fn parse_unix(arg: &str) -> Option<Result<UnixAddr>> {
         None => return None,
     };
     let bad = |why: &str| anyhow!(escape_message(format!("address '{arg}': {why}")));
+    if !crate::net::UNIX_SOCKETS {
+        return Some(Err(crate::exit::usage(escape_message(format!(
+            "address '{arg}' is a Unix socket, and {} has no Unix datagram sockets",
+            crate::net::SYSTEM
+        )))));
+    }
     Some(if let Some(name) = rest.strip_prefix('@') {
         if name.is_empty() {
             Err(bad("an abstract name after @ is needed (unix:@NAME)"))
-        } else if cfg!(target_os = "linux") {
+        } else if crate::net::ABSTRACT_NAMES {
             Ok(UnixAddr::Abstract(name.as_bytes().to_vec()))
         } else {
             Err(bad(&format!(

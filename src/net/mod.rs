@@ -21,8 +21,8 @@ pub(crate) use event::SIGNAL as SIGNAL_TOKEN;
 pub use event::{Poller, ROLE_TOKENS, Wake};
 
 pub use sys::{
-    ABSTRACT_NAMES, AsSocket, Input, SYSTEM, Stdout, has_pending, interface, interface_index,
-    is_broadcast, is_dev_null, is_no_ipv6, is_too_large, stdout,
+    ABSTRACT_NAMES, AsSocket, Input, SYSTEM, Stdout, UNIX_SOCKETS, has_pending, interface,
+    interface_index, is_broadcast, is_dev_null, is_no_ipv6, is_too_large, stdout,
 };
 
 /// Room for the largest UDP payload (65,527 bytes over IPv6), rounded to a power of two.

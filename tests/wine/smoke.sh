@@ -474,6 +474,17 @@ b'relay-me'
 "
 end
 
+begin "unix: addresses: a usage error saying the system has none (Windows), else they work"
+run udpcat "" udpcat send "unix:/nonexistent/udpcat-smoke.sock" hi
+if [ "${UDPCAT_RUN:-}" = "" ]; then
+    expect udpcat status 1
+else
+    expect udpcat status 2
+    expect udpcat stderr '~' "udpcat: error: address 'unix:/nonexistent/udpcat-smoke.sock' is a Unix socket, and Windows has no Unix datagram sockets
+"
+fi
+end
+
 begin "listen --stats: the summary line on stderr at exit"
 if listen_up udpcat --stats --count 2; then
     run peer "" peer send "$PORT" abc de

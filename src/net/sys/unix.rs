@@ -419,3 +419,6 @@ fn temp_socket_path() -> std::path::PathBuf {
 pub fn is_too_large(e: &io::Error) -> bool {
     e.raw_os_error() == Some(nix::libc::EMSGSIZE)
 }
+
+/// Whether the system has Unix datagram sockets.
+pub const UNIX_SOCKETS: bool = true;

@@ -345,3 +345,6 @@ pub const ABSTRACT_NAMES: bool = false;
 pub fn is_too_large(e: &io::Error) -> bool {
     e.raw_os_error() == Some(10040)
 }
+
+/// Whether the system has Unix datagram sockets.
+pub const UNIX_SOCKETS: bool = false;
