@@ -73,11 +73,15 @@ def parse_args():
     a.rates = [float(x) for x in os.environ.get("BENCH_RATES", "1,10,100,1000,10000,100000").split(",") if x.strip()]
     a.rate_seconds = float(os.environ.get("BENCH_RATE_SECONDS") or (0.5 if q else 2))
     a.rate_reps = env_int("BENCH_RATE_REPS", 1)
-    sc = os.environ.get("BENCH_SCENARIOS", "lines,bulk,rtt,startup,rate")
+    sc = os.environ.get("BENCH_SCENARIOS", "lines,bulk,rtt,startup,rate,forward")
     a.scenarios = [s.strip() for s in sc.split(",") if s.strip()]
     sizes = os.environ.get("BENCH_BULK_SIZES", "1472,65507")
     a.bulk_sizes = [int(s) for s in sizes.split(",") if s.strip()]
     a.unavailable = {t for t in a.unavailable.split(",") if t}
+    a.forward_lines = env_int("BENCH_FORWARD_LINES", 20000 if q else 1_000_000)
+    a.forward_rate = float(os.environ.get("BENCH_FORWARD_RATE") or 100000)
+    a.forward_paced_lines = env_int("BENCH_FORWARD_PACED_LINES", 5000 if q else 200_000)
+    a.forward_reps = env_int("BENCH_FORWARD_REPS", a.reps)
     return a
 
 
@@ -268,6 +272,57 @@ def proc_sample(pid):
         return None
 
 
+def udp_port_sockets(port):
+    """{inode: (rx_queue bytes, drops)} of every socket whose local port is port (a forking
+    relay such as socat keeps several there: its listening socket and one connected socket per
+    peer). By inode, because /proc/net/udp is read in pieces and may show a socket twice while
+    sockets come and go."""
+    socks = {}
+    try:
+        with open("/proc/net/udp") as f:
+            next(f)
+            for line in f:
+                parts = line.split()
+                if parts[1].endswith(f":{port:04X}"):
+                    socks[parts[9]] = (int(parts[4].split(":")[1], 16), int(parts[12]))
+    except (OSError, IndexError, ValueError):
+        pass
+    return socks
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def group_sample(pgid):
+    """CPU seconds (user + system of every live process in process group pgid, plus the
+    children the leader has reaped), the largest VmHWM (KiB) among them, and how many there are.
+    One scan of /proc: taken once, just before the group is stopped (VmHWM is a peak and CPU
+    time cumulative, so a late sample loses nothing but processes that already exited)."""
+    ticks = 0
+    hwm = 0
+    procs = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                st = f.read()
+            fields = st[st.rindex(")") + 2:].split()
+            # fields[0] is field 3 (state): pgrp is field 5, utime..cstime fields 14..17
+            if int(fields[2]) != pgid:
+                continue
+            ticks += int(fields[11]) + int(fields[12])
+            if int(d) == pgid:
+                ticks += int(fields[13]) + int(fields[14])
+            with open(f"/proc/{d}/status") as f:
+                m = re.search(r"^VmHWM:\s+(\d+)", f.read(), re.M)
+            hwm = max(hwm, int(m.group(1)) if m else 0)
+            procs += 1
+        except (OSError, ValueError, IndexError):
+            continue
+    return ticks / CLK_TCK, hwm, procs
+
+
 # --------------------------------------------------------------------------------------------
 # one sender -> receiver transfer
 
@@ -277,11 +332,19 @@ class Trial(dict):
 
 
 def transfer(recv_argv, send_argv, *, ready, out_path, stdin_path=None, seq_n=None,
-             port=None, settle=0.10, deadline=600.0, stop_sig=signal.SIGINT):
+             port=None, settle=0.10, deadline=600.0, stop_sig=signal.SIGINT, relay=None):
     """Runs one transfer. ready: 'stderr' (receiver prints 'listening on 127.0.0.1:PORT'; '{port}'
     in send_argv is replaced) or 'port' (receiver_argv already has the port, found free by us).
     Returns a Trial with time, end ('exit' or 'drained' or 'deadline'), wchar bytes, hwm_kib,
-    drops, receiver status and stderr."""
+    drops, receiver status and stderr.
+
+    relay: None, or (argv, ready) of a process between sender and receiver: '{sink}' in argv is
+    replaced by the receiver's port; ready 'stderr' as above, or 'port' ('{port}' in argv is
+    replaced by a port found free here). The sender then sends to the relay's port; the run is
+    drained only once the relay's socket queue is empty too; just before the relay is stopped
+    (SIGINT) its CPU time and peak RSS are read from /proc (its whole process group). The Trial
+    adds relay_drops (/proc/net/udp, summed over every socket on the relay's port),
+    relay_sockets, relay_cpu, relay_hwm_kib, relay_procs, relay_status and relay_stderr."""
     tr = Trial()
     out = open(out_path, "wb") if out_path else subprocess.DEVNULL
     errs = []
@@ -296,6 +359,26 @@ def transfer(recv_argv, send_argv, *, ready, out_path, stdin_path=None, seq_n=No
         wait_port_bound(rp, port, recv_argv[0])
     if out_path:
         out.close()
+    sink_port = port
+    relay_port = None
+    if relay is not None:
+        relay_argv, relay_ready = relay
+        relay_argv = [a.replace("{sink}", str(sink_port)) for a in relay_argv]
+        relay_errs = []
+        if relay_ready == "stderr":
+            lp = spawn(relay_argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            relay_port, lines = wait_ready_stderr(lp, relay_argv[0])
+            relay_errs.extend(lines)
+            relay_errth = drain_stderr(lp, relay_errs)
+        else:
+            relay_port = free_port()
+            relay_argv = [a.replace("{port}", str(relay_port)) for a in relay_argv]
+            relay_errf = tempfile.TemporaryFile()
+            lp = spawn(relay_argv, stdout=subprocess.DEVNULL, stderr=relay_errf)
+            wait_port_bound(lp, relay_port, relay_argv[0])
+        lwait = Waiter(lp)
+        relay_drops = {}  # inode -> drops (a socket's counter only grows)
+        port = relay_port  # the sender's destination
     rwait = Waiter(rp)
     base = proc_sample(rp.pid)
     wchar0 = base[0] if base else 0
@@ -324,7 +407,13 @@ def transfer(recv_argv, send_argv, *, ready, out_path, stdin_path=None, seq_n=No
             end_kind = "exit"
             break
         s = proc_sample(rp.pid)
-        row = udp_socket_row(port)
+        row = udp_socket_row(sink_port)
+        relay_empty = True
+        if relay_port is not None:
+            socks = udp_port_sockets(relay_port)
+            for ino, (_, d) in socks.items():
+                relay_drops[ino] = max(relay_drops.get(ino, 0), d)
+            relay_empty = all(rx == 0 for rx, _ in socks.values())
         if s:
             if s[0] != last_wchar:
                 last_wchar = s[0]
@@ -336,7 +425,7 @@ def transfer(recv_argv, send_argv, *, ready, out_path, stdin_path=None, seq_n=No
             end_kind = "deadline"
             break
         if swait.done:
-            if row and row[0] == 0 and now - t_last_change >= settle:
+            if row and row[0] == 0 and relay_empty and now - t_last_change >= settle:
                 if quiet_since is None:
                     quiet_since = now
                 if now - quiet_since >= 0.02:
@@ -365,6 +454,23 @@ def transfer(recv_argv, send_argv, *, ready, out_path, stdin_path=None, seq_n=No
         swait.stop(signal.SIGKILL)
     swait.join()
     rwait.join()
+    if relay_port is not None:
+        for ino, (_, d) in udp_port_sockets(relay_port).items():
+            relay_drops[ino] = max(relay_drops.get(ino, 0), d)
+        lcpu, lhwm, lprocs = group_sample(lp.pid)
+        lwait.stop(signal.SIGINT)
+        try:  # a forking relay's children, should any outlive their parent
+            os.killpg(lp.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if relay_ready == "stderr":
+            relay_errth.join(2)
+            relay_stderr = "".join(e if e.endswith("\n") else e + "\n" for e in relay_errs)
+        else:
+            relay_errf.seek(0)
+            relay_stderr = relay_errf.read().decode(errors="replace")
+        tr.update(relay_drops=sum(relay_drops.values()), relay_sockets=len(relay_drops), relay_cpu=lcpu, relay_hwm_kib=lhwm, relay_procs=lprocs,
+                  relay_status=lp.returncode, relay_stderr=relay_stderr)
     if seq_n is not None:
         seq.wait()
     if ready != "stderr":
@@ -383,6 +489,7 @@ def transfer(recv_argv, send_argv, *, ready, out_path, stdin_path=None, seq_n=No
         send_status=sp.returncode,
         recv_cpu=rwait.cpu,
         send_cpu=swait.cpu,
+        send_time=(swait.t - t0) if swait.t else None,
         recv_stderr="".join(e if e.endswith("\n") else e + "\n" for e in errs),
         send_stderr=serr.read().decode(errors="replace"),
     )
@@ -961,6 +1068,195 @@ def report_rate(results, md, targets):
 
 
 # --------------------------------------------------------------------------------------------
+# scenario 6: forward (issue 13)
+
+
+def scenario_forward(work):
+    """`seq 1 N | udpcat send` through a relay into the C floor receiver, against the same send
+    straight into it. Full speed, then (if BENCH_FORWARD_RATE) the same three paced."""
+    U = ARGS.udpcat
+    F = ARGS.floor_dir
+    out = os.path.join(work, "forward.out")
+    # The sink is the lines scenario's C floor receiver (8 MiB buffer, stops at its count).
+    sink = lambda n: [f"{F}/floor_recv", "--count", str(n), "--idle-ms", "120000", "127.0.0.1", "0"]
+    # --stats costs nothing in the hot path (udpcat reads the drop counter, SO_RXQ_OVFL, on every
+    # datagram either way); it adds udpcat's own count of drops and forwarding errors at exit.
+    u_relay = ([U, "listen", "--stats", "--forward", "127.0.0.1:{sink}", "-f", "raw", "127.0.0.1:0"], "stderr")
+    # The recipe people copy (UDP-LISTEN with fork: a child per peer), bound to loopback only.
+    s_relay = (["socat", "UDP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr", "UDP:127.0.0.1:{sink}"], "port")
+    send = [U, "send", "127.0.0.1:{port}"]
+    C = [("direct: udpcat send → sink", "direct", None, send, ARGS.forward_lines),
+         ("udpcat relay `listen --stats --forward SINK -f raw`", "udpcat", u_relay, send, ARGS.forward_lines)]
+    if have("socat"):
+        C.append(("socat relay `UDP-LISTEN:P,fork,reuseaddr`", "socat", s_relay, send, ARGS.forward_lines))
+    R = ARGS.forward_rate
+    if R:
+        paced = [U, "send", "--rate", f"{R:g}", "127.0.0.1:{port}"]
+        C += [(f"{name}, `--rate {R:,g}`", kind + "-paced", relay, paced, ARGS.forward_paced_lines)
+              for name, kind, relay, _, _ in list(C)]
+    # The udpcat relay fed at the rate the direct send reached (median of the direct runs so far):
+    # a sender at full speed can offer a relay more than that, since datagrams the kernel drops at
+    # a full socket cost it less than ones a reader takes (or less: one more busy process). Last in each repetition (it needs a
+    # direct run first).
+    at_direct = None
+    if R:
+        at_direct = (AT_DIRECT, "udpcat-atdirect", u_relay, None, ARGS.forward_paced_lines)
+    expected = {n: b"".join(b"%d\n" % i for i in range(1, n + 1))
+                for n in {c[4] for c in C} | {ARGS.forward_paced_lines}}
+    results = {c[0]: [] for c in C}
+    if at_direct:
+        results[at_direct[0]] = []
+    for r in range(ARGS.forward_reps):
+        for name, kind, relay, snd, n in rotate(C, r) + ([at_direct] if at_direct else []):
+            if kind == "udpcat-atdirect":
+                d = median([x["rate"] for x in results[C[0][0]]])
+                snd = [U, "send", "--rate", f"{d:.0f}", "127.0.0.1:{port}"]
+            tr = transfer(sink(n), snd, ready="stderr", out_path=out, seq_n=n, relay=relay, settle=0.25)
+            if kind == "udpcat-atdirect":
+                tr["asked"] = round(d)
+            with open(out, "rb") as f:
+                data = f.read()
+            os.unlink(out)
+            tr["sent"] = n
+            tr["received"] = data.count(b"\n")
+            tr["exact"] = data == expected[n]
+            # lost counts distinct lines missing, so a datagram delivered twice hides no loss
+            tr["duplicates"] = 0 if tr["exact"] else tr["received"] - len(set(data.split(b"\n")[:-1]))
+            tr["lost"] = n - tr["received"] + tr["duplicates"]
+            # every line there, but in another order (a forking relay with several children)?
+            tr["reordered"] = (not tr["exact"] and tr["lost"] == 0
+                               and sorted(data.split(b"\n")) == sorted(expected[n].split(b"\n")))
+            tr["rate"] = tr["received"] / tr["time"]
+            tr["offered"] = n / tr["send_time"] if tr.get("send_time") else None
+            if relay is not None and relay[0][0] == U:
+                st = tr["relay_stderr"]
+                tr["relay_kdrops"] = kernel_drops_from_stats(st)
+                m = re.search(r"(\d+) forwarded", st)
+                tr["forwarded"] = int(m.group(1)) if m else None
+                m = re.search(r"send errors: (.*)", st)
+                tr["send_errors"] = m.group(1).strip() if m else None
+            results[name].append(tr)
+            rl = ""
+            if relay is not None:
+                rl = (f"  relay drops {tr['relay_drops']} cpu {tr['relay_cpu']:.2f} s rss {tr['relay_hwm_kib']} KiB "
+                      f"procs {tr['relay_procs']} rc {tr['relay_status']}")
+            log(f"  forward {name:62s} {tr['time']:7.3f} s  {tr['rate']:9.0f}/s  lost {tr['lost']:>7}  "
+                f"dup {tr['duplicates']}  sink drops {tr['drops']}  end {tr['end']}  rc {tr['recv_status']}/{tr['send_status']}{rl}")
+    if at_direct:
+        C = C + [at_direct]
+    return C, results
+
+
+AT_DIRECT = "udpcat relay `listen --stats --forward SINK -f raw`, `--rate` = direct's rate"
+
+
+def asked_list(ts):
+    return ", ".join(format(x["asked"], ",") for x in ts)
+
+
+def report_forward(C, results, md, targets):
+    N, NP, R = ARGS.forward_lines, ARGS.forward_paced_lines, ARGS.forward_rate
+    md.append(f"### 6. forward (issue 13): `seq 1 {N:,}` by `udpcat send` through a relay into the C floor receiver "
+              f"(the lines scenario's sink), {ARGS.forward_reps} run(s) each"
+              + (f"; paced rows: `seq 1 {NP:,}` by `udpcat send --rate {R:,g}`" if R else "") + "\n")
+    md.append("| contestant | sender rate (offered) | datagrams/s at sink | unit | lost (median, max) | kernel drops relay / sink | "
+              "CPU s sender / relay / sink | relay CPU per datagram at sink | relay peak RSS | complete and in order | ratio to direct |")
+    md.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    ref = {}
+    for name, kind, *_ in C:
+        if kind.startswith("direct"):
+            ref[kind.endswith("-paced")] = median([x["rate"] for x in results[name]])
+    for name, kind, relay, _, n in C:
+        ts = results[name]
+        rate = median([x["rate"] for x in ts])
+        lost = [x["lost"] for x in ts]
+        base = ref.get(kind.endswith("-paced") and kind != "udpcat-atdirect")
+        if relay is None:
+            drops = f"— / {fmt_num(median([x['drops'] for x in ts]))}"
+            per, rss = "—", "—"
+        else:
+            drops = f"{fmt_num(median([x['relay_drops'] for x in ts]))} / {fmt_num(median([x['drops'] for x in ts]))}"
+            per = median([x["relay_cpu"] / x["received"] * 1e6 if x["received"] else None for x in ts])
+            per = "—" if per is None else f"{per:.1f} µs"
+            procs = max(x["relay_procs"] for x in ts)
+            rss = fmt_mib(max(x["relay_hwm_kib"] for x in ts)) + (f" (largest of {procs} processes)" if procs > 1 else "")
+        f2 = lambda v: "—" if v is None else f"{v:.2f}"
+        rcpu = " / ".join(f2(median([x.get(k) for x in ts])) for k in ("send_cpu", "relay_cpu", "recv_cpu"))
+        n_exact = sum(x["exact"] for x in ts)
+        n_reord = sum(x["reordered"] for x in ts)
+        if n_exact == len(ts):
+            order = "yes"
+        elif n_reord:
+            order = f"complete, reordered in {n_reord}/{len(ts)} runs" + (f", in order in {n_exact}" if n_exact else "")
+        else:
+            order = f"no (yes in {n_exact}/{len(ts)} runs)"
+        if kind == "udpcat-atdirect":
+            name = name.replace("direct's rate", f"direct's rate ({asked_list(ts)})")
+        md.append(f"| {name} | {fmt_num(median([x['offered'] for x in ts]))} | {fmt_num(rate)} | datagrams/s | "
+                  f"{fmt_num(median(lost))}, {max(lost):,} | {drops} | {rcpu} | {per} | {rss} | "
+                  f"{order} | {fmt_ratio(rate / base if base else None)} |")
+    md.append("")
+    notes = []
+    u = results.get("udpcat relay `listen --stats --forward SINK -f raw`", [])
+    if u:
+        notes.append("udpcat's own `--stats` at the relay, per run: kernel drops "
+                     + ", ".join(fmt_num(x.get("relay_kdrops")) for x in u)
+                     + " (/proc/net/udp: " + ", ".join(fmt_num(x["relay_drops"]) for x in u) + "); forwarded "
+                     + ", ".join(fmt_num(x.get("forwarded")) for x in u)
+                     + "; send errors " + ", ".join(str(x.get("send_errors")) for x in u) + ".")
+    dups = [f"{name}: {', '.join(str(x['duplicates']) for x in results[name])}"
+            for name, *_ in C if any(x["duplicates"] for x in results[name])]
+    notes.append("Datagrams delivered twice at the sink (not counted as received): "
+                 + ("; ".join(dups) if dups else "none") + ".")
+    so = results.get("socat relay `UDP-LISTEN:P,fork,reuseaddr`", [])
+    if so:
+        notes.append("socat forks a child per peer, but a datagram that reaches the parent's new socket before "
+                     "the child has connected its own makes another child for the same peer: processes at the "
+                     "end of each full-speed run (parent included): "
+                     + ", ".join(str(x["relay_procs"]) for x in so) + "; sockets on its port: "
+                     + ", ".join(str(x["relay_sockets"]) for x in so) + ".")
+    md.append("One sender, one relay, one sink: three busy processes (and `seq`) on the machine's cores. "
+              "The clock runs from the sender's start to the sink's last datagram; datagrams/s at sink = "
+              "received / that time; sender rate = lines / the sender's own run time (the offered load); "
+              "lost = sent − distinct lines received at the sink; kernel drops are the drop counters in /proc/net/udp of "
+              "every socket on the relay's port and of the sink's socket. Relay CPU (user + system) and "
+              "peak RSS (VmHWM) are read from /proc for the relay's whole process group just before it "
+              "is stopped (sender and sink CPU: their own user + system time); CPU per datagram is that CPU time / datagrams received at the sink (a datagram "
+              "the kernel dropped at the relay's socket cost the relay nothing)."
+              " Ratios are to the direct row at the same pacing (the row at direct's rate: to direct at full "
+              "speed). The row at direct's rate "
+              f"({ARGS.forward_paced_lines:,} lines; the rate of each run in brackets, the median of the direct "
+              "full-speed runs before it) runs last in each repetition: a sender at full speed can offer a relay "
+              "more than direct's rate (a datagram the kernel drops at a full socket costs the sender less than "
+              "one a reader takes), or less (it shares the cores with one more busy process). " + " ".join(notes) + "\n")
+    # targets
+    d = results["direct: udpcat send → sink"]
+    dmax = max(x["lost"] for x in d)
+    off = median([x["offered"] for x in u]) if u else None
+    note = (f"; direct itself lost up to {dmax:,}: compared at the same offered load" if dmax else "; direct lost 0")
+    if u:
+        umax = max(x["lost"] for x in u)
+        full = f"at full speed ({fmt_num(off)}/s offered) max lost {umax:,} of {N:,} over {len(u)} runs{note}"
+        ad = results.get(AT_DIRECT)
+        if ad:
+            amax = max(x["lost"] for x in ad)
+            targets.append(("forward: 0 lost at the rate a direct send reaches", amax == 0,
+                            f"at --rate {asked_list(ad)}: max lost {amax:,} of {ARGS.forward_paced_lines:,} "
+                            f"over {len(ad)} runs; {full}"))
+        else:
+            targets.append(("forward: 0 lost at the rate a direct send reaches", umax == 0, full))
+        ur = median([x["rate"] for x in u])
+        targets.append(("forward: ≥ 0.8 × direct throughput", ur >= 0.8 * ref[False],
+                        f"{ur:,.0f} vs {ref[False]:,.0f} datagrams/s = {ur / ref[False]:.2f}×"))
+    up = results.get(f"udpcat relay `listen --stats --forward SINK -f raw`, `--rate {R:,g}`") if R else None
+    if up:
+        pmax = max(x["lost"] for x in up)
+        dp = max(x["lost"] for x in results[f"direct: udpcat send → sink, `--rate {R:,g}`"])
+        targets.append((f"forward: 0 lost at --rate {R:,g}", pmax == 0,
+                        f"max lost {pmax:,} of {NP:,} over {len(up)} runs (direct at that rate: {dp:,})"))
+
+
+# --------------------------------------------------------------------------------------------
 
 
 def sh(cmd):
@@ -1013,6 +1309,11 @@ def main():
         rateres = scenario_rate(work)
         RAW["rate"] = {f"{n:g}": v for n, v in rateres.items()}
         sections.append(lambda: report_rate(rateres, md, targets))
+    if "forward" in ARGS.scenarios:
+        log("scenario 6: forward")
+        fC, fres = scenario_forward(work)
+        RAW["forward"] = fres
+        sections.append(lambda: report_forward(fC, fres, md, targets))
     for s in sections:
         s()
     load1 = os.getloadavg()
@@ -1031,7 +1332,7 @@ def main():
     if ARGS.unavailable:
         head.append(f"- unavailable (could not be installed): {', '.join(sorted(ARGS.unavailable))}")
     head.append("")
-    tgt = ["### Targets (issue 3)\n", "| target | result | measured |", "| --- | --- | --- |"]
+    tgt = ["### Targets (issue 3" + ("; forward: issue 13" if "forward" in ARGS.scenarios else "") + ")\n", "| target | result | measured |", "| --- | --- | --- |"]
     for what, ok, detail in targets:
         tgt.append(f"| {what} | {'met' if ok else ('not measured' if ok is None else '**not met**')} | {detail} |")
     tgt.append("")
