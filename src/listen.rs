@@ -601,8 +601,14 @@ fn receive<W: Write>(
                     role.take(&incoming, listeners)?;
                 }
                 if done(stats, role) {
+                    if let Some(r) = role.as_mut() {
+                        r.flush()?;
+                    }
                     return Ok(Status::Success);
                 }
+            }
+            if let Some(r) = role.as_mut() {
+                r.flush()?;
             }
             if let Some(status) = signals.stop_requested() {
                 return Ok(status);

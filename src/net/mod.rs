@@ -371,6 +371,21 @@ impl Sock {
         }
     }
 
+    /// Sends `payloads` on a connected socket in as few system calls as it takes; see
+    /// [`send_batch`].
+    pub fn send_batch(&self, payloads: &[&[u8]]) -> Result<(), (usize, io::Error)> {
+        match self {
+            Sock::Udp(s) => send_batch(s, payloads, None),
+            #[cfg(unix)]
+            Sock::Unix(s) => {
+                for (done, p) in payloads.iter().enumerate() {
+                    s.send(p).map_err(|e| (done, e))?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// The socket's own address (a Unix socket that never bound has none).
     pub fn local(&self) -> Addr {
         match self {

@@ -72,6 +72,10 @@ pub struct Forward {
     next_sweep: Option<Instant>,
     /// When the last datagram was relayed (for the grace period after --count).
     last_forward: Option<Instant>,
+    /// Datagrams taken in this drain and not sent yet: their peer, where their payload is in
+    /// `arena`, and their index.
+    queued: Vec<(PeerKey, std::ops::Range<usize>, u64)>,
+    arena: Vec<u8>,
 }
 
 impl std::fmt::Debug for Forward {
@@ -101,6 +105,8 @@ impl Forward {
             evicted: 0,
             next_sweep: None,
             last_forward: None,
+            queued: Vec::with_capacity(net::BATCH),
+            arena: Vec::new(),
         })
     }
 
@@ -296,33 +302,73 @@ impl Role for Forward {
             return Ok(());
         };
         peer.last_active = Instant::now();
-        for (i, (socket, _)) in peer.upstream.iter().enumerate() {
-            let stats = &mut self.dests[i];
-            match socket.send(d.payload) {
-                Ok(_) => stats.forwarded += 1,
-                Err(e) => {
-                    stats.errors += 1;
-                    let dest = &self.cfg.dests[i];
-                    if e.kind() == io::ErrorKind::ConnectionRefused {
-                        // An earlier datagram's "port unreachable", reported on this send.
-                        if !peer.refused_said[i] {
-                            peer.refused_said[i] = true;
-                            tracing::warn!(
-                                "{dest} refused what {} sent: port unreachable (nothing \
-                                 listens there); relaying goes on",
-                                peer.shown
-                            );
-                        }
-                    } else {
-                        tracing::warn!("cannot relay datagram {} to {dest}: {e}", d.index);
-                    }
-                }
-            }
-        }
+        // Queued, and sent with the rest of this drain in one batch per upstream socket
+        // (sendmmsg on Linux): `flush`, which listen calls after every drain.
+        let start = self.arena.len();
+        self.arena.extend_from_slice(d.payload);
+        self.queued
+            .push(((d.socket, d.from.clone()), start..self.arena.len(), d.index));
         self.last_forward = Some(Instant::now());
         if self.next_sweep.is_none() {
             self.next_sweep = Some(Instant::now() + self.sweep_every());
         }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let queued = std::mem::take(&mut self.queued);
+        let mut from = 0;
+        while from < queued.len() {
+            // A run of datagrams from one peer goes out together.
+            let key = &queued[from].0;
+            let to = queued[from..]
+                .iter()
+                .position(|(k, _, _)| k != key)
+                .map_or(queued.len(), |n| from + n);
+            let payloads: Vec<&[u8]> = queued[from..to]
+                .iter()
+                .map(|(_, r, _)| &self.arena[r.clone()])
+                .collect();
+            if let Some(peer) = self.peers.get_mut(key) {
+                for (i, (socket, _)) in peer.upstream.iter().enumerate() {
+                    let mut done = 0;
+                    while done < payloads.len() {
+                        let stats = &mut self.dests[i];
+                        match socket.send_batch(&payloads[done..]) {
+                            Ok(()) => {
+                                stats.forwarded += (payloads.len() - done) as u64;
+                                break;
+                            }
+                            Err((n, e)) => {
+                                stats.forwarded += n as u64;
+                                stats.errors += 1;
+                                let index = queued[from + done + n].2;
+                                done += n + 1;
+                                let dest = &self.cfg.dests[i];
+                                if e.kind() == io::ErrorKind::ConnectionRefused {
+                                    // An earlier datagram's "port unreachable", reported on
+                                    // this send.
+                                    if !peer.refused_said[i] {
+                                        peer.refused_said[i] = true;
+                                        tracing::warn!(
+                                            "{dest} refused what {} sent: port unreachable \
+                                             (nothing listens there); relaying goes on",
+                                            peer.shown
+                                        );
+                                    }
+                                } else {
+                                    tracing::warn!("cannot relay datagram {index} to {dest}: {e}");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            from = to;
+        }
+        self.arena.clear();
+        self.queued = queued;
+        self.queued.clear();
         Ok(())
     }
 
@@ -352,11 +398,15 @@ impl Role for Forward {
 
     /// Every DEST answered as many datagrams as it was sent, or the grace period is over.
     fn settled(&self) -> bool {
+        if !self.queued.is_empty() {
+            return false;
+        }
         self.dests.iter().all(|d| d.replies >= d.forwarded)
             || self.last_forward.is_none_or(|t| t.elapsed() >= GRACE)
     }
 
     fn stop(&mut self) {
+        let _ = self.flush();
         let keys: Vec<PeerKey> = self.peers.keys().cloned().collect();
         for k in keys {
             self.close(&k);

@@ -48,6 +48,12 @@ pub trait Role {
     /// Handles a datagram (listen has printed it).
     fn take(&mut self, d: &Incoming<'_>, sockets: &[Listener]) -> Result<()>;
 
+    /// Ends a drain: sends what `take` queued (forward batches its sends). listen calls it
+    /// after every batch of datagrams, before it waits or ends.
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// Finishes what completed since the last call (exec: commands that ended, their
     /// replies sent; forward: what came back on the role's sockets that `fired`, relayed and
     /// printed through `emit`) and stops what ran past its deadline.
