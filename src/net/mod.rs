@@ -653,6 +653,27 @@ pub fn send_batch(
     sys::send_batch(&SockRef::from(socket), payloads, dest)
 }
 
+/// Sends `payloads` one system call each (where there is no sendmmsg), to `dest` or, for a
+/// connected socket, to its peer; stops at the first error, with how many went before it.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+pub(crate) fn send_each(
+    socket: &Socket,
+    payloads: &[&[u8]],
+    dest: Option<SocketAddr>,
+) -> Result<(), (usize, io::Error)> {
+    let dest = dest.map(socket2::SockAddr::from);
+    for (done, p) in payloads.iter().enumerate() {
+        let sent = match &dest {
+            Some(d) => socket.send_to(p, d),
+            None => socket.send(p),
+        };
+        if let Err(e) = sent {
+            return Err((done, e));
+        }
+    }
+    Ok(())
+}
+
 /// Sends `payload` to `to`, from the local address `from` when given and the system lets
 /// us choose (IP_PKTINFO): a wildcard socket then answers from the address the peer sent
 /// to, not whatever the routing table picks, so a peer with a connected socket accepts it.

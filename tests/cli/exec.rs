@@ -10,43 +10,6 @@ use nix::sys::signal::Signal;
 
 use crate::util::*;
 
-/// A socket connected to the listener, as a client of the mocked service would have.
-fn client(to: SocketAddr) -> UdpSocket {
-    let s = if to.is_ipv4() { udp4() } else { udp6() };
-    s.connect(to).unwrap();
-    s
-}
-
-fn ask(s: &UdpSocket, payload: &[u8]) -> Vec<u8> {
-    s.send(payload).unwrap();
-    let mut buf = vec![0u8; 65536];
-    match s.recv(&mut buf) {
-        Ok(n) => buf[..n].to_vec(),
-        Err(e) => panic!("no reply to a datagram of {} bytes: {e}", payload.len()),
-    }
-}
-
-/// Whether a process with this pid still exists (and is not a zombie).
-fn alive(pid: u32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    !stat.is_empty()
-        && stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, r)| !r.starts_with('Z'))
-}
-
-/// Waits (polling /proc, not a clock) until `cond` holds.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + RECV_SAFETY;
-    while !cond() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "gave up waiting until {what}"
-        );
-        std::thread::yield_now();
-    }
-}
-
 fn read_pid(path: &Path) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
@@ -375,11 +338,11 @@ fn a_flood_is_answered_or_counted_and_leaves_no_child() {
     };
     let mut rss_early = 0;
     let mut other_errors = Vec::new();
-    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     while answered < N {
         match s.recv(&mut buf) {
             Ok(_) => answered += 1,
-            // Nothing for 3 s: every command that was going to answer has.
+            // Nothing for 2 s: every command that was going to answer has.
             Err(e)
                 if matches!(
                     e.kind(),

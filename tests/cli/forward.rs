@@ -61,21 +61,6 @@ impl Drop for Dest {
     }
 }
 
-fn client(to: SocketAddr) -> UdpSocket {
-    let s = udp4();
-    s.connect(to).unwrap();
-    s
-}
-
-fn ask(s: &UdpSocket, payload: &[u8]) -> Vec<u8> {
-    s.send(payload).unwrap();
-    let mut buf = vec![0u8; 65536];
-    match s.recv(&mut buf) {
-        Ok(n) => buf[..n].to_vec(),
-        Err(e) => panic!("no reply to a datagram of {} bytes: {e}", payload.len()),
-    }
-}
-
 /// Splits a `SOURCE|payload` reply.
 fn split(reply: &[u8]) -> (SocketAddr, Vec<u8>) {
     let bar = reply

@@ -56,18 +56,6 @@ fn sigterm_stops_send_waiting_for_replies_with_143() {
     p.finish().check(143, Expect::Empty, Expect::Empty);
 }
 
-/// Polls a condition on /proc (not a timed wait: it returns as soon as the state is there).
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + RECV_SAFETY;
-    while !cond() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "gave up waiting until {what}"
-        );
-        std::thread::yield_now();
-    }
-}
-
 fn proc_file(pid: nix::unistd::Pid, name: &str) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/{name}")).unwrap_or_default()
 }

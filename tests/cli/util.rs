@@ -19,7 +19,7 @@ use nix::unistd::Pid;
 
 /// A child still running after this long is killed, so a bug can never hang the suite.
 /// A safety net only: no test waits for it.
-pub const WATCHDOG: Duration = Duration::from_secs(20);
+pub const WATCHDOG: Duration = Duration::from_secs(60);
 
 /// Upper bound on a blocking receive in a test socket; again a safety net, never a delay.
 pub const RECV_SAFETY: Duration = Duration::from_secs(10);
@@ -748,3 +748,40 @@ rc = p.wait()
 sys.stdout.write(out.hex())
 sys.exit(rc if rc >= 0 else 128 - rc)
 "#;
+
+/// A socket connected to the listener, as a client of the mocked service would have.
+pub fn client(to: std::net::SocketAddr) -> std::net::UdpSocket {
+    let s = if to.is_ipv4() { udp4() } else { udp6() };
+    s.connect(to).unwrap();
+    s
+}
+
+pub fn ask(s: &std::net::UdpSocket, payload: &[u8]) -> Vec<u8> {
+    s.send(payload).unwrap();
+    let mut buf = vec![0u8; 65536];
+    match s.recv(&mut buf) {
+        Ok(n) => buf[..n].to_vec(),
+        Err(e) => panic!("no reply to a datagram of {} bytes: {e}", payload.len()),
+    }
+}
+
+/// Whether a process with this pid still exists (and is not a zombie).
+pub fn alive(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    !stat.is_empty()
+        && stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, r)| !r.starts_with('Z'))
+}
+
+/// Waits (polling /proc, not a clock) until `cond` holds.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + RECV_SAFETY;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting until {what}"
+        );
+        std::thread::yield_now();
+    }
+}

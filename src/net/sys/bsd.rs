@@ -181,17 +181,7 @@ pub fn send_batch(
     payloads: &[&[u8]],
     dest: Option<SocketAddr>,
 ) -> Result<(), (usize, io::Error)> {
-    let dest = dest.map(socket2::SockAddr::from);
-    for (done, p) in payloads.iter().enumerate() {
-        let sent = match &dest {
-            Some(d) => socket.send_to(p, d),
-            None => socket.send(p),
-        };
-        if let Err(e) = sent {
-            return Err((done, e));
-        }
-    }
-    Ok(())
+    crate::net::send_each(socket, payloads, dest)
 }
 
 /// One sendmsg with the source address: IP_PKTINFO on macOS, IP_SENDSRCADDR on FreeBSD,
@@ -227,16 +217,7 @@ pub(super) fn send_with_source(
                 sendmsg(fd, &iov, &cmsg, MsgFlags::empty(), Some(&dest))
             }
         }
-        IpAddr::V6(ip) => {
-            let info = nix::libc::in6_pktinfo {
-                ipi6_addr: nix::libc::in6_addr {
-                    s6_addr: ip.octets(),
-                },
-                ipi6_ifindex: 0,
-            };
-            let cmsg = [ControlMessage::Ipv6PacketInfo(&info)];
-            sendmsg(fd, &iov, &cmsg, MsgFlags::empty(), Some(&dest))
-        }
+        IpAddr::V6(ip) => super::unix::send_v6_from(fd, &iov, &dest, ip),
     };
     sent.map(drop)
 }

@@ -220,16 +220,7 @@ pub(super) fn send_with_source(
             let cmsg = [ControlMessage::Ipv4PacketInfo(&info)];
             sendmsg(fd, &iov, &cmsg, MsgFlags::empty(), Some(&dest))
         }
-        IpAddr::V6(ip) => {
-            let info = nix::libc::in6_pktinfo {
-                ipi6_addr: nix::libc::in6_addr {
-                    s6_addr: ip.octets(),
-                },
-                ipi6_ifindex: 0,
-            };
-            let cmsg = [ControlMessage::Ipv6PacketInfo(&info)];
-            sendmsg(fd, &iov, &cmsg, MsgFlags::empty(), Some(&dest))
-        }
+        IpAddr::V6(ip) => super::unix::send_v6_from(fd, &iov, &dest, ip),
     };
     sent.map(drop)
 }

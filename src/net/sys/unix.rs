@@ -422,3 +422,20 @@ pub fn is_too_large(e: &io::Error) -> bool {
 
 /// Whether the system has Unix datagram sockets.
 pub const UNIX_SOCKETS: bool = true;
+
+/// One sendmsg to `dest` from the IPv6 address `ip` (IPV6_PKTINFO, the same on every Unix).
+pub(super) fn send_v6_from(
+    fd: std::os::fd::RawFd,
+    iov: &[std::io::IoSlice<'_>],
+    dest: &SockaddrStorage,
+    ip: std::net::Ipv6Addr,
+) -> Result<usize, Errno> {
+    let info = nix::libc::in6_pktinfo {
+        ipi6_addr: nix::libc::in6_addr {
+            s6_addr: ip.octets(),
+        },
+        ipi6_ifindex: 0,
+    };
+    let cmsg = [nix::sys::socket::ControlMessage::Ipv6PacketInfo(&info)];
+    nix::sys::socket::sendmsg(fd, iov, &cmsg, MsgFlags::empty(), Some(dest))
+}

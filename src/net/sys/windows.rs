@@ -155,17 +155,7 @@ pub fn send_batch(
     payloads: &[&[u8]],
     dest: Option<SocketAddr>,
 ) -> Result<(), (usize, io::Error)> {
-    let dest = dest.map(socket2::SockAddr::from);
-    for (done, p) in payloads.iter().enumerate() {
-        let sent = match &dest {
-            Some(d) => socket.send_to(p, d),
-            None => socket.send(p),
-        };
-        if let Err(e) = sent {
-            return Err((done, refused(e)));
-        }
-    }
-    Ok(())
+    crate::net::send_each(socket, payloads, dest).map_err(|(n, e)| (n, refused(e)))
 }
 
 /// No source address control without WSASendMsg: answers go the way routing picks.
