@@ -347,7 +347,7 @@ pub struct SendArgs {
     ///
     /// A reply that does not come within --timeout is reported as a warning and udpcat goes on
     /// with the next record; it exits 3 at the end if any reply was missing. With --stats the
-    /// summary adds round-trip min/avg/max.
+    /// summary adds loss % and round-trip min/avg/max/mdev and p50/p90/p99.
     #[arg(short, long)]
     pub reply: bool,
 
@@ -386,6 +386,9 @@ pub struct SendArgs {
     pub multicast_loop: bool,
 
     /// On exit, a summary on stderr: datagrams and bytes sent, replies, round trips
+    ///
+    /// With --reply, like ping: loss % (datagrams without their reply in time) and round
+    /// trip min/avg/max/mdev with the p50/p90/p99 percentiles.
     #[arg(long)]
     pub stats: bool,
 }

@@ -16,5 +16,6 @@ pub mod net;
 pub mod output;
 pub mod process;
 pub mod role;
+pub mod rtt;
 pub mod send;
 pub mod signal;

@@ -16,6 +16,7 @@ use crate::exit::{self, Fail, Status, Stopped};
 use crate::framing::{self, Encoding, Framer, RecordError, Split};
 use crate::net::{self, Poller, Receiver, SendOptions, Wake};
 use crate::output::{self, Datagram, Printer, plural};
+use crate::rtt::{self, RoundTrips};
 use crate::signal::Signals;
 
 /// Where the records come from.
@@ -225,10 +226,8 @@ struct Stats {
     bytes: u64,
     replies: u64,
     missed: u64,
-    rtt_min: Option<Duration>,
-    rtt_max: Duration,
-    rtt_sum: Duration,
-    rtt_count: u32,
+    /// --reply: the round trip of each datagram answered in time.
+    rtt: RoundTrips,
 }
 
 struct Session<'a> {
@@ -584,12 +583,7 @@ impl Session<'_> {
             };
             first = false;
             if now < deadline && self.receive_reply(within)? > 0 {
-                let rtt = sent_at.elapsed();
-                let s = &mut self.stats;
-                s.rtt_min = Some(s.rtt_min.map_or(rtt, |m| m.min(rtt)));
-                s.rtt_max = s.rtt_max.max(rtt);
-                s.rtt_sum += rtt;
-                s.rtt_count += 1;
+                self.stats.rtt.record(sent_at.elapsed());
                 return self.flush_before_blocking();
             }
             let now = Instant::now();
@@ -740,14 +734,28 @@ impl Session<'_> {
             elapsed.as_secs_f64(),
             plural(s.replies, "reply"),
         );
-        if let Some(min) = s.rtt_min {
-            let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        if self.cfg.reply {
+            // Like ping: a datagram counts as lost unless its own reply came in time (a
+            // duplicate or late reply is printed and counted above, but answers nothing).
+            let answered = s.rtt.count();
             line += &format!(
-                "; round trip min/avg/max {:.3}/{:.3}/{:.3} ms",
-                ms(min),
-                ms(s.rtt_sum) / f64::from(s.rtt_count.max(1)),
-                ms(s.rtt_max)
+                ", {} loss",
+                rtt::loss_percent(s.sent - answered.min(s.sent), s.sent)
             );
+            if let Some(t) = s.rtt.summary() {
+                let ms = |ns: f64| ns / 1e6;
+                line += &format!(
+                    "; round trip min/avg/max/mdev {:.3}/{:.3}/{:.3}/{:.3} ms, \
+                     p50/p90/p99 {:.3}/{:.3}/{:.3} ms",
+                    ms(t.min),
+                    ms(t.avg),
+                    ms(t.max),
+                    ms(t.mdev),
+                    ms(t.p50),
+                    ms(t.p90),
+                    ms(t.p99)
+                );
+            }
         }
         crate::logging::stderr_line(line);
     }

@@ -19,6 +19,7 @@ mod help;
 mod interop;
 mod listen;
 mod netns;
+mod ping_stats;
 mod raw_proc;
 mod send;
 mod sharp_edges;

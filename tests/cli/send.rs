@@ -598,7 +598,8 @@ fn reply_with_source_and_stats_reports_round_trips() {
         lines(vec![line(&[
             "udpcat: sent 2 datagrams, 3 bytes in ",
             "2 replies",
-            "round trip min/avg/max ",
+            "; 2 replies, 0% loss; round trip min/avg/max/mdev ",
+            " ms, p50/p90/p99 ",
         ])]),
     );
     listened.check(0, bytes("x\nyz\n"), ready_then(&addrs, vec![]));

@@ -517,7 +517,7 @@ fi
 finish udpcat-echo
 expect udpcat status 0
 expect udpcat stdout = $'one\ntwo\n'
-expect udpcat stderr '~' 'udpcat: sent 2 datagrams, 6 bytes in '"$NUM"'s; 2 replies; round trip min/avg/max '"$NUM/$NUM/$NUM"' ms
+expect udpcat stderr '~' 'udpcat: sent 2 datagrams, 6 bytes in '"$NUM"'s; 2 replies, 0% loss; round trip min/avg/max/mdev '"$NUM/$NUM/$NUM/$NUM"' ms, p50/p90/p99 '"$NUM/$NUM/$NUM"' ms
 '
 expect udpcat-echo status 0
 expect udpcat-echo stdout = $'one\ntwo\n'
