@@ -36,7 +36,7 @@ pub fn init(verbose: u8, quiet: bool) {
     // The fmt layer renders each event into one buffer and writes it with one `write_all`,
     // ignoring the result (log_internal_errors off: its fallback would panic on a full stderr).
     let output = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(|| Stderr)
         .log_internal_errors(false)
         .event_format(Plain);
     let _ = tracing_subscriber::registry()
@@ -52,7 +52,22 @@ pub fn stderr_line(text: impl AsRef<str>) {
     let mut line = String::with_capacity(text.len() + 1);
     line.push_str(text);
     line.push('\n');
-    let _ = io::stderr().lock().write_all(line.as_bytes());
+    crate::progress::write_stderr(line.as_bytes());
+}
+
+/// stderr for the tracing layer: each event (one whole line) in one write, erasing a
+/// `--progress` line first; failures are ignored, as in [`stderr_line`].
+struct Stderr;
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        crate::progress::write_stderr(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// `udpcat: <level>: <message>`, one line, no timestamps or targets.
