@@ -282,6 +282,13 @@ pub struct ListenArgs {
     /// On exit, a summary on stderr: datagrams, bytes, elapsed, rate, refused, dropped
     #[arg(long)]
     pub stats: bool,
+
+    /// While running, one live status line on stderr: datagrams, bytes, rate, kernel drops
+    ///
+    /// Only when stderr is a terminal (into a pipe or file it does nothing); redrawn at most
+    /// ten times a second and erased at exit.
+    #[arg(long)]
+    pub progress: bool,
 }
 
 #[derive(Debug, Args)]
@@ -391,6 +398,14 @@ pub struct SendArgs {
     /// trip min/avg/max/mdev with the p50/p90/p99 percentiles.
     #[arg(long)]
     pub stats: bool,
+
+    /// While running, one live status line on stderr: datagrams, bytes, rate, and percent
+    /// and time left when stdin is a file
+    ///
+    /// Only when stderr is a terminal (into a pipe or file it does nothing); redrawn at most
+    /// ten times a second and erased at exit.
+    #[arg(long)]
+    pub progress: bool,
 }
 
 /// `500ms`, `2s`, `1m`, `1h 30m`: humantime's syntax, plus a bare number of seconds.

@@ -195,6 +195,8 @@ pub struct Framer {
     /// 1-based number of the next record.
     number: u64,
     state: State,
+    /// Bytes read from the input so far (for `--progress`).
+    read: u64,
 }
 
 /// Where the framer is. One field, so the fast path asks one question per record.
@@ -292,7 +294,16 @@ impl Framer {
             whole_sent: false,
             number: 1,
             state: State::Framing,
+            read: 0,
         }
+    }
+
+    /// Where `buf()[pos]` is in the input, as a byte offset, for `--progress` (how much of
+    /// the input is sent). Exact except inside hex text that outgrew the buffer, whose
+    /// consumed text is not kept (the offset then runs behind by that text).
+    pub fn input_offset(&self, pos: usize) -> u64 {
+        self.read
+            .saturating_sub(self.end.saturating_sub(pos) as u64)
     }
 
     /// The buffer the ranges from `next_record` point into. Ranges are valid until `fill`.
@@ -336,6 +347,7 @@ impl Framer {
                 }
                 Ok(n) => {
                     self.end += n;
+                    self.read += n as u64;
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

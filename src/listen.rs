@@ -17,6 +17,7 @@ use crate::exit::{self, Fail, Status};
 use crate::logging;
 use crate::net::{self, ListenOptions, Listener, Poller, Receiver};
 use crate::output::{self, Datagram, Dir, Printer};
+use crate::progress::{self, Progress};
 use crate::role::echo::Echo;
 use crate::role::exec::{self as exec_role, Exec, ExecConfig};
 use crate::role::forward::{self as forward_role, Forward, ForwardConfig};
@@ -61,6 +62,8 @@ pub struct Config {
     pub interface: Option<net::Interface>,
     pub ready_file: Option<PathBuf>,
     pub stats: bool,
+    /// --progress: a live status line on a terminal's stderr.
+    pub progress: bool,
     pub quiet: bool,
 }
 
@@ -241,6 +244,7 @@ impl Config {
             interface,
             ready_file: args.ready_file,
             stats: args.stats,
+            progress: args.progress,
             quiet,
         })
     }
@@ -276,6 +280,18 @@ struct Stats {
     /// Per socket, the kernel's cumulative drop counter (SO_RXQ_OVFL, then /proc at exit),
     /// where the system keeps one.
     drops: Vec<Option<u64>>,
+    /// --progress, when it shows: told the totals after each batch.
+    progress: Option<Progress>,
+}
+
+impl Stats {
+    /// Hands the totals to the --progress line (a few stores; it draws on its own thread).
+    fn publish(&self) {
+        if let Some(p) = &self.progress {
+            p.counts(self.datagrams, self.bytes);
+            p.drops(self.drops.iter().copied().sum());
+        }
+    }
 }
 
 /// stdout buffer of listen.
@@ -304,9 +320,23 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
     let mut printer = Printer::new(opts);
     // Records smaller than this are gathered into few writes; larger payloads (bulk
     // datagrams) go straight from the receive buffer, skipping a copy.
-    let mut out = BufWriter::with_capacity(OUTPUT_BUFFER, net::stdout().context("opening stdout")?);
+    let progress = if cfg.progress {
+        Progress::start(progress::Kind::Listen)
+    } else {
+        None
+    };
+    let stdout = progress::stdout(net::stdout().context("opening stdout")?, progress.as_ref());
+    let mut out = BufWriter::with_capacity(OUTPUT_BUFFER, stdout);
     let mut stats = Stats {
-        drops: vec![None; listeners.len()],
+        // The live line shows the drop counter from the start where the system keeps one.
+        drops: match progress {
+            Some(_) => listeners
+                .iter()
+                .map(|l| net::kernel_drops(&l.socket))
+                .collect(),
+            None => vec![None; listeners.len()],
+        },
+        progress,
         ..Stats::default()
     };
     let started = Instant::now();
@@ -335,6 +365,8 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
         r.stop();
     }
     let flushed = out.flush().context("writing to stdout");
+    // The live line is erased before anything else is said.
+    drop(stats.progress.take());
     for (l, drops) in listeners.iter().zip(&mut stats.drops) {
         if let Some(final_count) = net::kernel_drops(&l.socket) {
             *drops = Some(final_count);
@@ -610,6 +642,7 @@ fn receive<W: Write>(
             if let Some(r) = role.as_mut() {
                 r.flush()?;
             }
+            stats.publish();
             if let Some(status) = signals.stop_requested() {
                 return Ok(status);
             }

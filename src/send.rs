@@ -16,6 +16,7 @@ use crate::exit::{self, Fail, Status, Stopped};
 use crate::framing::{self, Encoding, Framer, RecordError, Split};
 use crate::net::{self, Poller, Receiver, SendOptions, Wake};
 use crate::output::{self, Datagram, Printer, plural};
+use crate::progress::{self, Progress};
 use crate::rtt::{self, RoundTrips};
 use crate::signal::Signals;
 
@@ -47,6 +48,8 @@ pub struct Config {
     pub timeout: Duration,
     pub output: output::Options,
     pub stats: bool,
+    /// --progress: a live status line on a terminal's stderr.
+    pub progress: bool,
 }
 
 impl Config {
@@ -158,6 +161,7 @@ impl Config {
             timeout: args.timeout.unwrap_or(DEFAULT_REPLY_TIMEOUT),
             output,
             stats: args.stats,
+            progress: args.progress,
         })
     }
 }
@@ -236,7 +240,7 @@ struct Session<'a> {
     socket: net::Link,
     connected: bool,
     local: Addr,
-    out: BufWriter<net::Stdout>,
+    out: BufWriter<progress::Stdout<net::Stdout>>,
     /// What the loop waits in: signals always, stdin while reading it, the socket and
     /// stdout during --wait.
     poller: Poller,
@@ -251,6 +255,12 @@ struct Session<'a> {
     watched: Option<net::Sock>,
     /// The socket's SO_RCVTIMEO as last set.
     read_timeout: Option<Duration>,
+    /// --progress, when it shows.
+    progress: Option<Progress>,
+    /// Where the framer's buffer starts in the input, and where in it the record that
+    /// `send_record` sends ends (for --progress).
+    input_base: u64,
+    record_end: usize,
 }
 
 pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
@@ -308,13 +318,23 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
         .context("watching for signals")?;
     let mut opts = cfg.output;
     opts.escape = opts.format == Format::Text && io::stdout().is_terminal();
+    let progress = if cfg.progress {
+        let size = match cfg.input {
+            Input::Stdin(_) => net::stdin_size(),
+            Input::Message(_) => None,
+        };
+        Progress::start(progress::Kind::Send { size })
+    } else {
+        None
+    };
+    let stdout = progress::stdout(net::stdout().context("opening stdout")?, progress.as_ref());
     let mut s = Session {
         cfg: &cfg,
         signals,
         socket,
         connected,
         local,
-        out: BufWriter::with_capacity(64 * 1024, net::stdout().context("opening stdout")?),
+        out: BufWriter::with_capacity(64 * 1024, stdout),
         poller,
         printer: Printer::new(opts),
         receiver: None,
@@ -323,10 +343,15 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
         eager_flush: !net::is_dev_null(),
         read_timeout: None,
         watched: None,
+        progress,
+        input_base: 0,
+        record_end: 0,
     };
     let started = Instant::now();
     let result = s.run();
     let flushed = s.out.flush().context("writing to stdout");
+    // The live line is erased before anything else is said.
+    drop(s.progress.take());
     if cfg.stats {
         s.print_stats(started.elapsed());
     }
@@ -387,6 +412,7 @@ impl Session<'_> {
                     Ok(Some(range)) => {
                         complete.push(range);
                         if complete.len() == net::BATCH {
+                            self.input_base = framer.input_offset(0);
                             self.send_records(framer.buf(), &complete)?;
                             complete.clear();
                         }
@@ -401,6 +427,7 @@ impl Session<'_> {
                     }
                 }
             }
+            self.input_base = framer.input_offset(0);
             self.send_records(framer.buf(), &complete)?;
             complete.clear();
             if framer.is_finished() {
@@ -426,6 +453,7 @@ impl Session<'_> {
     fn send_records(&mut self, buf: &[u8], ranges: &[Range<usize>]) -> Result<()> {
         if self.cfg.reply {
             for r in ranges {
+                self.record_end = r.end;
                 self.send_record(&buf[r.clone()])?;
             }
             return Ok(());
@@ -436,17 +464,33 @@ impl Session<'_> {
             .flat_map(|r| std::iter::repeat_n(&buf[r.clone()], copies))
             .peekable();
         let mut batch: Vec<&[u8]> = Vec::with_capacity(net::BATCH);
+        let mut taken = 0;
         while datagrams.peek().is_some() {
             let due = self.await_due()?;
             batch.clear();
             batch.extend(datagrams.by_ref().take(due));
-            self.send_batch(&batch)?;
+            taken += batch.len();
+            // The record whose copies went out last ends here.
+            let end = ranges
+                .get(taken.div_ceil(copies).saturating_sub(1))
+                .map_or(0, |r| r.end);
+            self.send_batch(&batch, end)?;
             self.check_signal()?;
         }
         Ok(())
     }
 
-    fn send_batch(&mut self, batch: &[&[u8]]) -> Result<()> {
+    /// --progress: the totals so far, and the input sent up to `buf[end]` of the framer's
+    /// buffer.
+    fn input_sent(&self, end: usize) {
+        if let Some(p) = &self.progress {
+            p.counts(self.stats.sent, self.stats.bytes);
+            p.input(self.input_base + end as u64);
+        }
+    }
+
+    /// Sends `batch`, the datagrams of the framer's buffer up to `buf[ranges_end]`.
+    fn send_batch(&mut self, batch: &[&[u8]], ranges_end: usize) -> Result<()> {
         let dest = self.cfg.dest.ip().filter(|_| !self.connected);
         let result = self.socket.send_batch(batch, dest);
         let sent = match &result {
@@ -458,6 +502,10 @@ impl Session<'_> {
         }
         self.stats.sent += sent as u64;
         self.stats.bytes += batch[..sent].iter().map(|p| p.len() as u64).sum::<u64>();
+        if self.progress.is_some() {
+            // The record whose copies went out last.
+            self.input_sent(ranges_end);
+        }
         result.map_err(|(n, e)| self.send_error_of(e, batch.get(n).map(|p| p.len())))
     }
 
@@ -483,6 +531,9 @@ impl Session<'_> {
             }
             self.stats.sent += 1;
             self.stats.bytes += payload.len() as u64;
+            if self.progress.is_some() {
+                self.input_sent(self.record_end);
+            }
             if let Some(s) = &mut self.schedule {
                 s.sent(1, Instant::now());
             }

@@ -22,7 +22,7 @@ pub use event::{Poller, ROLE_TOKENS, Wake};
 
 pub use sys::{
     ABSTRACT_NAMES, AsSocket, Input, SYSTEM, Stdout, UNIX_SOCKETS, has_pending, interface,
-    interface_index, is_broadcast, is_dev_null, is_no_ipv6, is_too_large, stdout,
+    interface_index, is_broadcast, is_dev_null, is_no_ipv6, is_too_large, stdin_size, stdout,
 };
 
 /// Room for the largest UDP payload (65,527 bytes over IPv6), rounded to a power of two.

@@ -30,6 +30,7 @@ const LISTEN: &[Opt] = &[
     (None, Some("--recv-buffer")),
     (None, Some("--ready-file")),
     (None, Some("--stats")),
+    (None, Some("--progress")),
 ];
 
 const SEND: &[Opt] = &[
@@ -49,6 +50,7 @@ const SEND: &[Opt] = &[
     (None, Some("--binary")),
     (Some("-x"), Some("--hex")),
     (None, Some("--stats")),
+    (None, Some("--progress")),
 ];
 
 /// The multicast options of SPEC.md ("real networks"), kept apart so their absence fails

@@ -20,6 +20,7 @@ mod interop;
 mod listen;
 mod netns;
 mod ping_stats;
+mod progress;
 mod raw_proc;
 mod send;
 mod sharp_edges;

@@ -143,6 +143,19 @@ impl Write for Stdout {
     }
 }
 
+/// How many bytes stdin has left to read when it is a regular file (its size from the
+/// current offset on); `None` for a pipe, terminal or socket, whose size nobody knows.
+pub fn stdin_size() -> Option<u64> {
+    use std::io::Seek;
+    let file = File::from(io::stdin().as_fd().try_clone_to_owned().ok()?);
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let at = (&file).stream_position().ok()?;
+    Some(meta.len().saturating_sub(at))
+}
+
 /// stdin for `send`: read straight from the file descriptor (no buffer of std's in
 /// between, so what poll says is what `read` gets). Watched by the event loop when it is a
 /// pipe, socket or terminal; a file or /dev/null is always ready.

@@ -230,6 +230,20 @@ impl Write for Stdout {
     }
 }
 
+/// How many bytes stdin has left to read when it is a regular file (its size from the
+/// current offset on); `None` for a pipe or console, whose size nobody knows.
+pub fn stdin_size() -> Option<u64> {
+    use std::io::Seek;
+    use std::os::windows::io::AsHandle;
+    let file = std::fs::File::from(io::stdin().as_handle().try_clone_to_owned().ok()?);
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let at = (&file).stream_position().ok()?;
+    Some(meta.len().saturating_sub(at))
+}
+
 /// stdin for `send`: a thread reads it in blocks and wakes the event loop, since Windows
 /// cannot wait on a console or pipe together with sockets.
 pub struct Input {
