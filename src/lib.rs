@@ -15,6 +15,7 @@ pub mod logging;
 pub mod net;
 pub mod output;
 pub mod process;
+pub mod replay;
 pub mod role;
 pub mod send;
 pub mod signal;
