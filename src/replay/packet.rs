@@ -257,6 +257,34 @@ fn fragment<'a>(sliced: &SlicedPacket<'a>, iface: u32) -> Fragmented<'a> {
     }
 }
 
+/// ARPHRD_NETLINK: a cooked capture of netlink messages, whose protocol is no EtherType.
+const ARPHRD_NETLINK: u16 = 824;
+
+/// A Linux cooked capture (SLL or SLL2): the packet after a `header`-byte header whose
+/// protocol field (an EtherType) is at `proto_at` and ARPHRD type at `arphrd_at`.
+fn cooked(
+    data: &[u8],
+    header: usize,
+    proto_at: usize,
+    arphrd_at: usize,
+) -> Result<Option<SlicedPacket<'_>>, ()> {
+    let field = |at: usize| {
+        data.get(at..at + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let (Some(proto), Some(arphrd), Some(rest)) =
+        (field(proto_at), field(arphrd_at), data.get(header..))
+    else {
+        return Err(());
+    };
+    if arphrd == ARPHRD_NETLINK {
+        return Ok(None);
+    }
+    SlicedPacket::from_ether_type(EtherType(proto), rest)
+        .map(Some)
+        .map_err(|_| ())
+}
+
 /// AF_INET, and AF_INET6 as Linux, the BSDs and macOS number it.
 const AF_INET: u32 = 2;
 const AF_INET6: [u32; 4] = [10, 24, 28, 30];
@@ -266,34 +294,33 @@ const AF_INET6: [u32; 4] = [10, 24, 28, 30];
 fn slice(link: Link, data: &[u8]) -> Result<Option<SlicedPacket<'_>>, ()> {
     let sliced = match link {
         Link::Ethernet => SlicedPacket::from_ethernet(data),
-        Link::Sll => SlicedPacket::from_linux_sll(data),
+        // SLL: packet type, ARPHRD type, address length, 8 address bytes, protocol. SLL2:
+        // protocol, 2 reserved, interface index, ARPHRD type, packet type, address length,
+        // 8 address bytes. By hand: etherparse's SLL refuses ARPHRD types other than a few
+        // (loopback, tun and PPP among them), where the protocol is an EtherType all the same.
+        Link::Sll => return cooked(data, 16, 14, 2),
+        Link::Sll2 => return cooked(data, 20, 0, 8),
         Link::Raw => match data.first().map(|b| b >> 4) {
             Some(4 | 6) => SlicedPacket::from_ip(data),
             Some(_) => return Ok(None),
             None => return Err(()),
         },
-        Link::Sll2 => {
-            // Protocol type (an EtherType), 2 reserved, interface index, ARPHRD type, packet
-            // type, address length, 8 address bytes.
-            let (Some(proto), Some(rest)) = (data.get(..2), data.get(20..)) else {
-                return Err(());
-            };
-            SlicedPacket::from_ether_type(EtherType(u16::from_be_bytes([proto[0], proto[1]])), rest)
-        }
         Link::Null | Link::Loop => {
-            let (Some(af), Some(rest)) = (data.get(..4), data.get(4..)) else {
+            let (Some(&[a, b, c, d]), Some(rest)) = (data.get(..4), data.get(4..)) else {
                 return Err(());
             };
-            let af = [af[0], af[1], af[2], af[3]];
-            let is = |want: &dyn Fn(u32) -> bool| {
-                want(u32::from_le_bytes(af)) || want(u32::from_be_bytes(af))
+            let family = |v: u32| match v {
+                AF_INET => Some(EtherType::IPV4),
+                v if AF_INET6.contains(&v) => Some(EtherType::IPV6),
+                _ => None,
             };
-            if is(&|v| v == AF_INET) {
-                SlicedPacket::from_ether_type(EtherType::IPV4, rest)
-            } else if is(&|v| AF_INET6.contains(&v)) {
-                SlicedPacket::from_ether_type(EtherType::IPV6, rest)
-            } else {
-                return Ok(None);
+            // NULL is in the byte order of the host that wrote it, LOOP in network order;
+            // the values cannot be mistaken for one another either way round.
+            match family(u32::from_le_bytes([a, b, c, d]))
+                .or_else(|| family(u32::from_be_bytes([a, b, c, d])))
+            {
+                Some(t) => SlicedPacket::from_ether_type(t, rest),
+                None => return Ok(None),
             }
         }
     };

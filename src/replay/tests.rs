@@ -363,6 +363,15 @@ fn every_link_type() {
         .write_to_vec(&mut sll, b"sll")
         .unwrap();
     cases.push((113, sll, b"sll"));
+    // SLL of a loopback (ARPHRD_LOOPBACK) and a tun device (ARPHRD_NONE), as tshark -i any
+    // writes them.
+    for arphrd in [772u16, 0xfffe] {
+        let mut sll = vec![0, 0];
+        sll.extend_from_slice(&arphrd.to_be_bytes());
+        sll.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x86, 0xdd]);
+        sll.extend_from_slice(&v6);
+        cases.push((113, sll, b"v6"));
+    }
     // SLL2: protocol type, reserved, ifindex, ARPHRD, packet type, address length, address.
     let mut sll2 = vec![8, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0];
     sll2.extend_from_slice(&v4);
