@@ -220,6 +220,14 @@ impl<R: Read> Capture<R> {
         loop {
             let position = Position::Packet(self.packets + 1);
             let reader = self.container.reader();
+            if let State::PcapNg { big_endian, .. } = self.state {
+                if let Some(len) = impossible_block_length(reader.data(), big_endian) {
+                    return Err(Error::damaged(
+                        position,
+                        format!("a block's length ({len} bytes) is not possible"),
+                    ));
+                }
+            }
             let step = match reader.next() {
                 Ok((offset, block)) => Step::Block(
                     offset,
@@ -307,6 +315,25 @@ enum State {
         interfaces: Vec<Interface>,
         big_endian: bool,
     },
+}
+
+/// The length of the pcapng block starting `data` when it cannot be right: below the 12 bytes
+/// of a block's type and two lengths, or not a multiple of 4. pcap-parser does not check this
+/// for every block type (a process information block shorter than 12 bytes makes it subtract
+/// past zero), so it is checked here first. A section header carries its own byte order and is
+/// left to pcap-parser.
+fn impossible_block_length(data: &[u8], big_endian: bool) -> Option<u32> {
+    let head: [u8; 8] = data.get(..8)?.try_into().ok()?;
+    if head[..4] == [0x0a, 0x0d, 0x0d, 0x0a] {
+        return None;
+    }
+    let len = [head[4], head[5], head[6], head[7]];
+    let len = if big_endian {
+        u32::from_be_bytes(len)
+    } else {
+        u32::from_le_bytes(len)
+    };
+    (len < 12 || len % 4 != 0).then_some(len)
 }
 
 /// Doubles the reader's buffer, up to [`MAX_RECORD`]; false when it is that large already.

@@ -480,6 +480,22 @@ fn damaged_files_name_the_packet() {
     let (got, e) = read_err(&ng.out);
     assert_eq!(got.len(), 1);
     assert!(e.starts_with("packet 2: "), "{e}");
+    // pcapng: a block shorter than its own type and lengths (pcap-parser would subtract past
+    // zero on a process information block), and one whose length is not a multiple of 4.
+    for (kind, len) in [(0x8000_0001u32, 8u32), (6, 35)] {
+        let mut ng = Ng::new(false);
+        ng.idb(101, 0, None, None);
+        ng.epb(0, 1, &p, p.len() as u32);
+        ng.out.extend_from_slice(&kind.to_le_bytes());
+        ng.out.extend_from_slice(&len.to_le_bytes());
+        ng.out.extend_from_slice(&[0; 40]);
+        let (got, e) = read_err(&ng.out);
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            e,
+            format!("packet 2: a block's length ({len} bytes) is not possible")
+        );
+    }
     // Headers.
     assert_eq!(
         read_err(&good[..10]).1,
