@@ -1,4 +1,5 @@
-//! Micro-benchmarks of the hot paths: stdin framing (send) and record formatting (listen).
+//! Micro-benchmarks of the hot paths: stdin framing (send), record formatting (listen), and
+//! the capture formats (`-f dump`, `-f pcap`, and reading a capture for `--replay`).
 //! `cargo bench` runs them; the end-to-end comparison with other tools is `bench/run`.
 
 use std::hint::black_box;
@@ -128,5 +129,67 @@ fn formats(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, framing, formats);
+fn capture(c: &mut Criterion) {
+    let payloads: Vec<Vec<u8>> = (1..=10_000)
+        .map(|i: u32| i.to_string().into_bytes())
+        .collect();
+    let from = "127.0.0.1:40000".parse().unwrap_or_else(|_| unreachable!());
+    let to = "127.0.0.1:9000".parse().unwrap_or_else(|_| unreachable!());
+    let at = SystemTime::now();
+    let mut g = c.benchmark_group("capture 10k short datagrams");
+    g.throughput(Throughput::Elements(payloads.len() as u64));
+    let mut out = Vec::with_capacity(1 << 20);
+    g.bench_function("write dump", |b| {
+        b.iter(|| {
+            out.clear();
+            for p in &payloads {
+                udpcat::dump::dump_record(&mut out, at, "127.0.0.1:40000", "127.0.0.1:9000", p);
+            }
+            black_box(out.len())
+        })
+    });
+    g.bench_function("write pcap", |b| {
+        b.iter(|| {
+            out.clear();
+            for p in &payloads {
+                udpcat::pcap::pcap_record(&mut out, at, from, to, p);
+            }
+            black_box(out.len())
+        })
+    });
+    let mut pcap = udpcat::pcap::pcap_header().to_vec();
+    let mut json = Vec::new();
+    let mut printer = Printer::new(Options {
+        format: Format::Json,
+        ..Options::default()
+    });
+    let (from_addr, to_addr) = (udpcat::addr::Addr::Ip(from), udpcat::addr::Addr::Ip(to));
+    for p in &payloads {
+        udpcat::pcap::pcap_record(&mut pcap, at, from, to, p);
+        let d = Datagram {
+            payload: p,
+            from: &from_addr,
+            to: &to_addr,
+            at,
+            dir: None,
+        };
+        let _ = printer.write(&mut json, &d);
+    }
+    for (name, file) in [("read pcap", &pcap), ("read json lines", &json)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut n = 0;
+                if let Ok(reader) = udpcat::replay::Reader::new(&file[..]) {
+                    for d in reader.flatten() {
+                        n += d.payload.len();
+                    }
+                }
+                black_box(n)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, framing, formats, capture);
 criterion_main!(benches);

@@ -16,7 +16,9 @@ pub mod net;
 pub mod output;
 pub mod process;
 pub mod progress;
+pub mod replay;
 pub mod role;
 pub mod rtt;
 pub mod send;
 pub mod signal;
+

@@ -7,6 +7,9 @@ use std::time::SystemTime;
 
 use data_encoding::{BASE64, HEXLOWER};
 
+pub mod dump;
+pub mod pcap;
+
 pub use crate::cli::Format;
 
 use crate::addr::{Addr, UnixAddr};

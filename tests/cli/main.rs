@@ -9,6 +9,7 @@
 #![cfg(target_os = "linux")]
 
 mod bad_input;
+mod capture;
 mod docs;
 mod exec;
 mod exit_status;
