@@ -143,7 +143,13 @@ fn capture(c: &mut Criterion) {
         b.iter(|| {
             out.clear();
             for p in &payloads {
-                udpcat::dump::dump_record(&mut out, at, "127.0.0.1:40000", "127.0.0.1:9000", p);
+                udpcat::output::dump::dump_record(
+                    &mut out,
+                    at,
+                    "127.0.0.1:40000",
+                    "127.0.0.1:9000",
+                    p,
+                );
             }
             black_box(out.len())
         })
@@ -152,12 +158,12 @@ fn capture(c: &mut Criterion) {
         b.iter(|| {
             out.clear();
             for p in &payloads {
-                udpcat::pcap::pcap_record(&mut out, at, from, to, p);
+                udpcat::output::pcap::pcap_record(&mut out, at, from, to, p);
             }
             black_box(out.len())
         })
     });
-    let mut pcap = udpcat::pcap::pcap_header().to_vec();
+    let mut pcap = udpcat::output::pcap::pcap_header().to_vec();
     let mut json = Vec::new();
     let mut printer = Printer::new(Options {
         format: Format::Json,
@@ -165,7 +171,7 @@ fn capture(c: &mut Criterion) {
     });
     let (from_addr, to_addr) = (udpcat::addr::Addr::Ip(from), udpcat::addr::Addr::Ip(to));
     for p in &payloads {
-        udpcat::pcap::pcap_record(&mut pcap, at, from, to, p);
+        udpcat::output::pcap::pcap_record(&mut pcap, at, from, to, p);
         let d = Datagram {
             payload: p,
             from: &from_addr,

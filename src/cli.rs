@@ -146,6 +146,10 @@ pub enum Format {
     Hex,
     /// One JSON object per line: ts, from, to, len, text or base64
     Json,
+    /// For people: a header line per datagram, then the payload as hexdump -C shows it
+    Dump,
+    /// A pcap capture stream (Wireshark, tshark, tcpdump): IP sockets only, not a terminal
+    Pcap,
 }
 
 /// Options shared by everything that prints datagrams (listen, and send's replies).
@@ -157,9 +161,21 @@ pub struct OutputArgs {
     /// terminal, control characters, bidi overrides and bytes that are not UTF-8 are shown
     /// escaped (\x1b, \u{202e}, \xff). raw: the payload bytes exactly, nothing added. hex: the
     /// payload as lowercase hex on one line (send --hex reads it back). json: one object per
-    /// line with ts, from, to, len, and text (UTF-8) or base64.
+    /// line with ts, from, to, len, and text (UTF-8) or base64. dump: a header line (arrival
+    /// time, sender > receiving address, length), the payload as hexdump -C shows it, a blank
+    /// line; safe on any terminal. pcap: a classic libpcap stream (nanosecond times, link type
+    /// RAW) with a synthesized IP and UDP header per datagram, for `| wireshark -k -i -` or
+    /// `| tshark -r -`; never to a terminal, IP sockets only.
     #[arg(short, long, value_enum, default_value_t)]
     pub format: Format,
+
+    /// Start text and hex records with the arrival time (RFC 3339, UTC, microseconds) and a
+    /// TAB, before the -s address
+    ///
+    /// The kernel's receive timestamp of each datagram, so records read late still show
+    /// when they arrived.
+    #[arg(short = 'T', long)]
+    pub timestamp: bool,
 
     /// Start text and hex records with the sender's address and a TAB
     ///
@@ -301,6 +317,29 @@ pub struct SendArgs {
     /// Words joined by single spaces make one datagram; without them, stdin is read
     #[arg(value_name = "MESSAGE", value_parser = clap::value_parser!(OsString))]
     pub message: Vec<OsString>,
+
+    /// Send the UDP datagrams of a capture instead of stdin records (- for stdin)
+    ///
+    /// pcap (microsecond or nanosecond, either byte order), pcapng, or the json lines of
+    /// listen -f json, recognised by content. Every UDP datagram in it (IPv4 and IPv6,
+    /// fragments reassembled) goes to ADDR with its payload unchanged, at the captured times
+    /// (see --speed); other packets are skipped (-v says how many). A damaged file stops
+    /// udpcat naming the packet: every datagram before it was sent.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["message", "null", "whole", "chunk", "hex", "binary"])]
+    pub replay: Option<PathBuf>,
+
+    /// With --replay, only datagrams whose original destination port was PORT (repeatable)
+    #[arg(long, value_name = "PORT")]
+    pub replay_port: Vec<u16>,
+
+    /// With --replay, play the capture X times as fast (default 1; 2 is twice as fast; max
+    /// sends without waiting)
+    #[arg(long, value_name = "X|max", value_parser = parse_speed)]
+    pub speed: Option<f64>,
+
+    /// With --replay, play the whole capture N times
+    #[arg(long = "loop", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub loop_count: Option<u64>,
 
     /// stdin holds NUL-terminated records instead of lines
     #[arg(short = '0', long, conflicts_with_all = ["whole", "chunk", "message"])]
@@ -491,6 +530,20 @@ fn parse_max_peers(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n @ 1..=1_000_000) => Ok(n),
         _ => Err(format!("'{shown}' is not a number of peers (1 to 1000000)")),
+    }
+}
+
+/// `--speed`: a factor more than 0, or `max` (infinity: no waiting).
+fn parse_speed(s: &str) -> Result<f64, String> {
+    let shown = crate::output::escape_message(s);
+    if s.eq_ignore_ascii_case("max") {
+        return Ok(f64::INFINITY);
+    }
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!(
+            "'{shown}' is not a speed (a factor more than 0, e.g. 2 or 0.5, or max)"
+        )),
     }
 }
 

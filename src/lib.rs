@@ -21,4 +21,3 @@ pub mod role;
 pub mod rtt;
 pub mod send;
 pub mod signal;
-

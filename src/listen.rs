@@ -149,9 +149,18 @@ impl Config {
             format: args.output.format,
             null: args.null,
             source: args.output.source,
+            timestamp: args.output.timestamp,
             escape: false,
         };
         output.check().map_err(exit::usage)?;
+        if let (Format::Pcap, Some(unix)) =
+            (output.format, groups.iter().find(|g| g.unix.is_some()))
+        {
+            return Err(exit::usage(output::escape_message(format!(
+                "--format pcap is for IP sockets, and '{}' is a Unix socket",
+                unix.arg
+            ))));
+        }
         check_twice(&groups)?;
         let role = match (&args.exec, args.echo) {
             _ if !args.forward.is_empty() => {
@@ -190,7 +199,7 @@ impl Config {
                     dests,
                     idle: args.forward_idle.unwrap_or(forward_role::DEFAULT_IDLE),
                     max_peers: args.max_peers.unwrap_or(forward_role::DEFAULT_MAX_PEERS),
-                    timestamps: args.output.format == Format::Json,
+                    timestamps: output.needs_time(),
                 })
             }
             (Some(command), _) => RoleConfig::Exec(ExecConfig {
@@ -235,7 +244,7 @@ impl Config {
             socket: ListenOptions {
                 // Arrival times for json's `ts`, and to write the records of several sockets
                 // in the order they arrived.
-                timestamps: args.output.format == Format::Json || sockets > 1,
+                timestamps: output.needs_time() || sockets > 1,
                 reuse_port: args.reuse_port,
                 recv_buffer: args.recv_buffer.unwrap_or(net::DEFAULT_RECV_BUFFER),
             },
@@ -317,6 +326,8 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
 
     let mut opts = cfg.output;
     opts.escape = opts.format == Format::Text && io::stdout().is_terminal();
+    opts.check_stdout(io::stdout().is_terminal())
+        .map_err(|e| anyhow::anyhow!(e))?;
     let mut printer = Printer::new(opts);
     // Records smaller than this are gathered into few writes; larger payloads (bulk
     // datagrams) go straight from the receive buffer, skipping a copy.
@@ -327,6 +338,10 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
     };
     let stdout = progress::stdout(net::stdout().context("opening stdout")?, progress.as_ref());
     let mut out = BufWriter::with_capacity(OUTPUT_BUFFER, stdout);
+    // pcap's file header goes out as soon as the sockets are bound, so a reader such as
+    // `wireshark -k -i -` starts at once.
+    printer.begin(&mut out).context("writing to stdout")?;
+    out.flush().context("writing to stdout")?;
     let mut stats = Stats {
         // The live line shows the drop counter from the start where the system keeps one.
         drops: match progress {
@@ -537,7 +552,7 @@ fn receive<W: Write>(
         .collect();
     let mut got = vec![0usize; listeners.len()];
     let mut next = vec![0usize; listeners.len()];
-    let json = printer.options().format == Format::Json;
+    let json = printer.needs_time();
     let eager_flush = !net::is_dev_null();
     let mut last_datagram = Instant::now();
     loop {

@@ -22,32 +22,54 @@ pub struct Options {
     pub null: bool,
     /// Text and hex records start with the sender's address and a TAB.
     pub source: bool,
+    /// Text and hex records start with the arrival time and a TAB.
+    pub timestamp: bool,
     /// stdout is a terminal: escape what could drive it (text format).
     pub escape: bool,
 }
 
 impl Options {
+    /// Whether records need each datagram's arrival time (json, dump, pcap, `-T`).
+    pub fn needs_time(&self) -> bool {
+        matches!(self.format, Format::Json | Format::Dump | Format::Pcap) || self.timestamp
+    }
+
+    /// pcap is binary: a terminal would show noise, and could be driven by it.
+    pub fn check_stdout(&self, is_terminal: bool) -> Result<(), String> {
+        if self.format == Format::Pcap && is_terminal {
+            return Err(
+                "--format pcap writes a binary capture, not for a terminal: pipe it \
+                        (| wireshark -k -i -, | tshark -r -) or redirect it to a file"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
     /// The flags that mean nothing with this format, as a usage error naming both: `-s`
     /// and `-0` shape text and hex records; raw adds nothing, json always has `from`.
     pub fn check(&self) -> Result<(), String> {
         let name = match self.format {
             Format::Raw => "raw",
             Format::Json => "json",
+            Format::Dump => "dump",
+            Format::Pcap => "pcap",
             Format::Text | Format::Hex => return Ok(()),
         };
         let why = match self.format {
             Format::Raw => "raw writes the payload bytes and nothing else",
-            _ => "json records always carry `from` and are one per line",
+            Format::Json => "json records always carry `from` and `ts` and are one per line",
+            Format::Dump => "dump's header line already has the time and the sender",
+            _ => "a capture holds the addresses and times itself",
         };
-        if self.source {
-            return Err(format!(
-                "-s/--source has no effect with --format {name} ({why})"
-            ));
-        }
-        if self.null {
-            return Err(format!(
-                "-0/--null has no effect with --format {name} ({why})"
-            ));
+        for (given, flag) in [
+            (self.source, "-s/--source"),
+            (self.null, "-0/--null"),
+            (self.timestamp, "-T/--timestamp"),
+        ] {
+            if given {
+                return Err(format!("{flag} has no effect with --format {name} ({why})"));
+            }
         }
         Ok(())
     }
@@ -165,10 +187,7 @@ impl Printer {
         match self.opts.format {
             Format::Raw => out.write_all(d.payload),
             Format::Text => {
-                if self.opts.source {
-                    out.write_all(self.from.get(d.from, render_addr))?;
-                    out.write_all(b"\t")?;
-                }
+                self.write_prefix(out, d)?;
                 if self.opts.escape {
                     let (body, had_newline) = split_line_end(d.payload, self.opts.null);
                     // With -s, a newline inside the payload would start a line that looks
@@ -193,17 +212,60 @@ impl Printer {
                 out.write_all(end)
             }
             Format::Hex => {
-                if self.opts.source {
-                    out.write_all(self.from.get(d.from, render_addr))?;
-                    out.write_all(b"\t")?;
-                }
+                self.write_prefix(out, d)?;
                 self.scratch.resize(HEXLOWER.encode_len(d.payload.len()), 0);
                 HEXLOWER.encode_mut(d.payload, &mut self.scratch);
                 self.scratch.extend_from_slice(end);
                 out.write_all(&self.scratch)
             }
             Format::Json => self.write_json(out, d),
+            Format::Dump => {
+                self.scratch.clear();
+                dump::dump_record(
+                    &mut self.scratch,
+                    d.at,
+                    &d.from.to_string(),
+                    &d.to.to_string(),
+                    d.payload,
+                );
+                out.write_all(&self.scratch)
+            }
+            Format::Pcap => {
+                let (Some(from), Some(to)) = (d.from.ip(), d.to.ip()) else {
+                    // listen refuses pcap with a Unix socket; nothing to write for one.
+                    return Ok(());
+                };
+                self.scratch.clear();
+                pcap::pcap_record(&mut self.scratch, d.at, from, to, d.payload);
+                out.write_all(&self.scratch)
+            }
         }
+    }
+
+    /// What a format writes before the first record: pcap's file header.
+    pub fn begin<W: Write>(&mut self, out: &mut W) -> io::Result<()> {
+        if self.opts.format == Format::Pcap {
+            out.write_all(&pcap::pcap_header())?;
+        }
+        Ok(())
+    }
+
+    /// Whether records need each datagram's arrival time.
+    pub fn needs_time(&self) -> bool {
+        self.opts.needs_time()
+    }
+
+    /// `-T` and `-s` before a text or hex record.
+    fn write_prefix<W: Write>(&mut self, out: &mut W, d: &Datagram<'_>) -> io::Result<()> {
+        if self.opts.timestamp {
+            out.write_all(self.ts.get(&d.at, render_ts))?;
+            out.write_all(b"\t")?;
+        }
+        if self.opts.source {
+            out.write_all(self.from.get(d.from, render_addr))?;
+            out.write_all(b"\t")?;
+        }
+        Ok(())
     }
 
     fn write_json<W: Write>(&mut self, out: &mut W, d: &Datagram<'_>) -> io::Result<()> {

@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::ops::Range;
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, anyhow};
@@ -21,12 +22,25 @@ use crate::rtt::{self, RoundTrips};
 use crate::signal::Signals;
 
 /// Where the records come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Input {
     /// MESSAGE words joined by single spaces: one record.
     Message(Vec<u8>),
     /// stdin, cut as `Split` says.
     Stdin(Split),
+    /// The UDP datagrams of a capture (`None`: read it from stdin).
+    Replay(Replay),
+}
+
+/// `--replay` and its options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replay {
+    pub path: Option<PathBuf>,
+    pub ports: Vec<u16>,
+    /// How many times as fast as captured; infinity for `max`; `None` with --rate (which
+    /// replaces the captured timing).
+    pub speed: Option<f64>,
+    pub loops: u64,
 }
 
 /// Everything `send` needs, validated.
@@ -121,10 +135,45 @@ impl Config {
             format: args.output.format,
             null: false,
             source: args.output.source,
+            timestamp: args.output.timestamp,
             escape: false,
         };
         output.check().map_err(exit::usage)?;
-        let input = if args.message.is_empty() {
+        let replay_only = [
+            (!args.replay_port.is_empty(), "--replay-port"),
+            (args.speed.is_some(), "--speed"),
+            (args.loop_count.is_some(), "--loop"),
+        ];
+        if args.replay.is_none() {
+            if let Some((_, flag)) = replay_only.iter().find(|(given, _)| *given) {
+                return Err(exit::usage(format!(
+                    "{flag} has no effect without --replay (it shapes how a capture is sent)"
+                )));
+            }
+        }
+        if args.speed.is_some() && args.rate.is_some() {
+            return Err(exit::usage(
+                "--speed has no effect with --rate (--rate replaces the captured timing)",
+            ));
+        }
+        let stdin_replay = args.replay.as_deref() == Some(std::path::Path::new("-"));
+        if stdin_replay && args.loop_count.is_some_and(|n| n > 1) {
+            return Err(exit::usage(
+                "--loop needs a capture file: stdin (--replay -) can be read only once",
+            ));
+        }
+        let input = if let Some(path) = &args.replay {
+            Input::Replay(Replay {
+                path: (!stdin_replay).then(|| path.clone()),
+                ports: args.replay_port.clone(),
+                speed: if args.rate.is_some() {
+                    None
+                } else {
+                    Some(args.speed.unwrap_or(1.0))
+                },
+                loops: args.loop_count.unwrap_or(1),
+            })
+        } else if args.message.is_empty() {
             Input::Stdin(match (args.null, args.whole, args.chunk) {
                 (true, _, _) => Split::Null,
                 (_, true, _) => Split::Whole,
@@ -278,7 +327,7 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
                 }
             })?;
             let local = socket.local_addr().context("reading the local address")?;
-            if cfg.output.format == Format::Json {
+            if cfg.output.needs_time() {
                 // json's `ts` is when each reply arrived.
                 net::enable_timestamps(&socket);
             }
@@ -318,10 +367,13 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
         .context("watching for signals")?;
     let mut opts = cfg.output;
     opts.escape = opts.format == Format::Text && io::stdout().is_terminal();
+    opts.check_stdout(io::stdout().is_terminal())
+        .map_err(|e| anyhow::anyhow!(e))?;
     let progress = if cfg.progress {
         let size = match cfg.input {
             Input::Stdin(_) => net::stdin_size(),
-            Input::Message(_) => None,
+            // Percent of a capture would need its datagram count up front: not shown.
+            Input::Message(_) | Input::Replay(_) => None,
         };
         Progress::start(progress::Kind::Send { size })
     } else {
@@ -347,6 +399,8 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
         input_base: 0,
         record_end: 0,
     };
+    // pcap's file header: replies, if any, follow it.
+    s.printer.begin(&mut s.out).context("writing to stdout")?;
     let started = Instant::now();
     let result = s.run();
     let flushed = s.out.flush().context("writing to stdout");
@@ -388,6 +442,7 @@ impl Session<'_> {
                 self.send_records(&record, std::slice::from_ref(&(0..len)))?;
             }
             Input::Stdin(split) => self.send_stdin(*split)?,
+            Input::Replay(replay) => self.send_replay(replay)?,
         }
         if self.connected {
             // On loopback the "port unreachable" for the last datagram is already here.
@@ -399,6 +454,93 @@ impl Session<'_> {
             self.collect_replies(wait)?;
         }
         Ok(())
+    }
+
+    /// --replay: the capture's UDP datagrams, at the captured times (scaled by --speed) or
+    /// as --rate says, --loop times.
+    fn send_replay(&mut self, replay: &Replay) -> Result<()> {
+        let name = replay.path.as_ref().map_or("-".to_string(), |p| {
+            output::escape_message(p.as_os_str().as_encoded_bytes())
+        });
+        for _ in 0..replay.loops {
+            let input: Box<dyn io::Read> = match &replay.path {
+                Some(p) => Box::new(
+                    std::fs::File::open(p)
+                        .with_context(|| format!("cannot open --replay {name}"))?,
+                ),
+                None => Box::new(io::stdin().lock()),
+            };
+            let sent_before = |s: &Self| plural(s.stats.sent, "datagram");
+            let mut reader =
+                crate::replay::Reader::new(io::BufReader::with_capacity(64 * 1024, input))
+                    .map_err(|e| anyhow!("--replay {name}: {e}; {} sent", sent_before(self)))?;
+            let start = Instant::now();
+            let mut first: Option<SystemTime> = None;
+            let mut other_port = 0u64;
+            loop {
+                let d = match reader.next_datagram() {
+                    Ok(Some(d)) => d,
+                    Ok(None) => break,
+                    Err(e) => {
+                        return Err(anyhow!("--replay {name}: {e}; {} sent", sent_before(self)));
+                    }
+                };
+                if !replay.ports.is_empty()
+                    && !d.dst.is_some_and(|a| replay.ports.contains(&a.port()))
+                {
+                    other_port += 1;
+                    continue;
+                }
+                if d.payload.len() > self.cfg.max {
+                    return Err(anyhow!(
+                        "--replay {name}: packet {}: {}, more than one datagram to {} can carry ({}); {} sent",
+                        d.index,
+                        plural(d.payload.len() as u64, "byte"),
+                        self.cfg.dest,
+                        self.cfg.max,
+                        sent_before(self)
+                    ));
+                }
+                if let Some(speed) = replay.speed.filter(|s| s.is_finite()) {
+                    let t0 = *first.get_or_insert(d.time);
+                    let offset = d.time.duration_since(t0).unwrap_or_default();
+                    self.wait_until(start + offset.div_f64(speed))?;
+                }
+                self.send_record(&d.payload)?;
+            }
+            let c = reader.counts();
+            tracing::info!(
+                "--replay {name}: {} of {} packets were UDP datagrams sent; skipped: {} not UDP, \
+                 {} of other link types, {} cut short in the capture, {} malformed, {} \
+                 incomplete fragments, {other_port} to other ports",
+                c.datagrams - other_port,
+                c.packets,
+                c.not_udp,
+                c.other_link,
+                c.truncated,
+                c.malformed,
+                c.incomplete
+            );
+        }
+        Ok(())
+    }
+
+    /// Waits until `due` (whole milliseconds in the event loop, which signals end, then a
+    /// precise sleep).
+    fn wait_until(&mut self, due: Instant) -> Result<()> {
+        loop {
+            self.check_signal()?;
+            let left = due.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            if left >= Duration::from_millis(2) {
+                let whole = Duration::from_millis(left.as_millis() as u64 - 1);
+                self.poller.wait(Some(whole)).context("waiting")?;
+            } else {
+                std::thread::sleep(left);
+            }
+        }
     }
 
     fn send_stdin(&mut self, split: Split) -> Result<()> {

@@ -633,3 +633,403 @@ fn dump_matches_hexdump_c_byte_for_byte() {
         assert_eq!(record, [header.as_bytes(), &want, b"\n"].concat());
     }
 }
+
+// ---- through the udpcat binary: listen -f pcap / dump / -T, send --replay ----------------
+
+/// A receiving socket that keeps every datagram and when it arrived (the test's clock).
+fn sink4() -> UdpSocket4 {
+    UdpSocket4(udp4())
+}
+
+struct UdpSocket4(std::net::UdpSocket);
+
+impl UdpSocket4 {
+    fn addr(&self) -> String {
+        local(&self.0)
+    }
+
+    fn take(&self, n: usize) -> Vec<(Vec<u8>, std::time::Instant)> {
+        (0..n)
+            .map(|_| {
+                let (p, _) = recv(&self.0);
+                (p, std::time::Instant::now())
+            })
+            .collect()
+    }
+}
+
+/// A capture written by tcpdump on `-i any` (Linux cooked v2), replayed by udpcat to a
+/// sink: every datagram of either family, byte for byte, in order.
+#[test]
+fn a_tcpdump_capture_is_replayed_byte_exact() {
+    need("tcpdump", "tcpdump");
+    let dir = scratch_dir("replay-tcpdump");
+    let sent = datagrams();
+    let file = dir.join("any.pcap");
+    let sniffer = Sniffer::start(
+        65536,
+        &format!("tcpdump -i any -n -U -c {PACKETS} -w {}", file.display()),
+        "listening on",
+    );
+    sniffer.send(&sent);
+    sniffer.finish();
+    // Every payload goes to the (IPv4) sink in order, until the first that an IPv4
+    // datagram cannot carry: that one stops the run, named by its packet number.
+    let fits: Vec<Vec<u8>> = sent
+        .iter()
+        .map(|(_, p)| p.clone())
+        .take_while(|p| p.len() <= 65_507)
+        .collect();
+    let sink = sink4();
+    let out = udpcat(&[
+        "send",
+        "--replay",
+        file.to_str().unwrap(),
+        "--replay-port",
+        "9000",
+        "--speed",
+        "max",
+        &sink.addr(),
+    ])
+    .output()
+    .expect("run udpcat");
+    let got: Vec<Vec<u8>> = sink.take(fits.len()).into_iter().map(|(p, _)| p).collect();
+    let lens = |v: &[Vec<u8>]| v.iter().map(Vec::len).collect::<Vec<_>>();
+    assert!(
+        got == fits,
+        "payload sizes {:?}, want {:?}",
+        lens(&got),
+        lens(&fits)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    if fits.len() < sent.len() {
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            err.contains("more than one datagram to") && err.contains("packet "),
+            "{err}"
+        );
+    } else {
+        assert!(out.status.success(), "{err}");
+    }
+}
+
+/// `listen -f pcap`: the file header comes out before any datagram (so Wireshark starts at
+/// once), and tshark reads the records with good checksums and the real ports.
+#[test]
+fn listen_pcap_is_read_by_tshark_with_good_checksums() {
+    need("tshark", "tshark");
+    let mut l = spawn_listen(&["-f", "pcap", "-c", "3", "127.0.0.1:0"], 1);
+    let header = l.p.read_stdout_exact(24);
+    assert_eq!(
+        &header[..4],
+        &0xa1b2_3c4du32.to_le_bytes(),
+        "nanosecond pcap magic"
+    );
+    assert_eq!(
+        u32::from_le_bytes([header[20], header[21], header[22], header[23]]),
+        101
+    );
+    let s = udp4();
+    let from_port = s.local_addr().unwrap().port();
+    for p in [&b"one"[..], b"", b"three"] {
+        send_to(&s, p, l.addr());
+    }
+    let port = l.addr().port();
+    let run = l.finish();
+    assert_eq!(run.code(), 0);
+    let dir = scratch_dir("listen-pcap");
+    let file = dir.join("l.pcap");
+    // stdout as a whole (what the test read of it included).
+    assert!(run.stdout.starts_with(&header));
+    std::fs::write(&file, &run.stdout).unwrap();
+    let out = must(
+        Command::new("tshark")
+            .args([
+                "-r",
+                file.to_str().unwrap(),
+                "-o",
+                "udp.check_checksum:TRUE",
+            ])
+            .args([
+                "-o",
+                "ip.check_checksum:TRUE",
+                "-T",
+                "fields",
+                "-E",
+                "separator=,",
+            ])
+            .args(["-e", "udp.srcport", "-e", "udp.dstport", "-e", "udp.length"])
+            .args(["-e", "udp.checksum.status", "-e", "ip.checksum.status"]),
+        b"",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        rows,
+        [
+            format!("{from_port},{port},11,1,1"),
+            format!("{from_port},{port},8,1,1"),
+            format!("{from_port},{port},13,1,1"),
+        ],
+        "tshark's view (checksum status 1 = good)"
+    );
+}
+
+/// pcap refuses a terminal (exit 1, saying why) rather than spraying binary on it.
+#[test]
+fn pcap_refuses_a_terminal() {
+    let mut cmd = Command::new("python3");
+    cmd.args([
+        "-c",
+        PTY_SCRIPT,
+        "raw",
+        udpcat_path(),
+        "listen",
+        "-f",
+        "pcap",
+        "127.0.0.1:0",
+    ]);
+    let out = cmd.output().expect("python3");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not for a terminal"));
+}
+
+#[test]
+fn dump_and_timestamped_records() {
+    let l = spawn_listen(&["-f", "dump", "-c", "1", "127.0.0.1:0"], 1);
+    let s = udp4();
+    send_to(&s, b"dump me\x00\xff", l.addr());
+    let (me, at) = (local(&s), l.addr());
+    let run = l.finish();
+    let text = String::from_utf8_lossy(&run.stdout).into_owned();
+    let mut lines = text.lines();
+    let head = lines.next().unwrap_or_default();
+    assert!(head.ends_with(&format!(" {me} > {at} len 9")), "{text}");
+    assert_eq!(
+        lines.next(),
+        Some("00000000  64 75 6d 70 20 6d 65 00  ff                       |dump me..|")
+    );
+    assert_eq!(lines.next(), Some(""));
+
+    let l = spawn_listen(&["-T", "-s", "-c", "1", "127.0.0.1:0"], 1);
+    let before = SystemTime::now() - Duration::from_micros(1);
+    send_to(&s, b"stamped", l.addr());
+    let after = SystemTime::now();
+    let run = l.finish();
+    let text = String::from_utf8_lossy(&run.stdout).into_owned();
+    let fields: Vec<&str> = text.trim_end().split('\t').collect();
+    assert_eq!(fields.len(), 3, "{text}");
+    let ts = humantime::parse_rfc3339(fields[0]).expect("an RFC 3339 time first");
+    assert!(ts >= before && ts <= after, "{text}");
+    assert_eq!(fields[1], me);
+    assert_eq!(fields[2], "stamped");
+}
+
+/// A capture with known gaps: replayed at the captured times, twice as fast, and at once.
+#[test]
+fn replay_keeps_the_captured_timing() {
+    let dir = scratch_dir("replay-timing");
+    let file = dir.join("gaps.pcap");
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let from: SocketAddr = "192.0.2.1:5000".parse().unwrap();
+    let to: SocketAddr = "192.0.2.2:9000".parse().unwrap();
+    let mut pcap = udpcat::output::pcap::pcap_header().to_vec();
+    for (i, ms) in [0u64, 200, 400].iter().enumerate() {
+        udpcat::output::pcap::pcap_record(
+            &mut pcap,
+            t0 + Duration::from_millis(*ms),
+            from,
+            to,
+            format!("d{i}").as_bytes(),
+        );
+    }
+    std::fs::write(&file, &pcap).unwrap();
+    for (speed, gap_ms) in [("1", 200.0), ("2", 100.0)] {
+        let sink = sink4();
+        let a = sink.addr();
+        // Received as they arrive, while udpcat sends.
+        let taker = std::thread::spawn(move || sink.take(3));
+        let args = vec![
+            "send",
+            "--replay",
+            file.to_str().unwrap(),
+            "--speed",
+            speed,
+            &a,
+        ];
+        run(&args, b"").check(0, Expect::Empty, Expect::Empty);
+        let got = taker.join().unwrap();
+        let payloads: Vec<&[u8]> = got.iter().map(|(p, _)| p.as_slice()).collect();
+        assert_eq!(payloads, [&b"d0"[..], b"d1", b"d2"]);
+        for w in got.windows(2) {
+            let gap = w[1].1.duration_since(w[0].1).as_secs_f64() * 1e3;
+            // Never early; a loaded machine may be late, not by a whole gap.
+            assert!(
+                gap >= gap_ms * 0.9 && gap <= gap_ms * 1.9,
+                "--speed {speed}: a gap of {gap:.1} ms, want about {gap_ms} ms"
+            );
+        }
+    }
+}
+
+/// --replay-port keeps one port, --loop repeats, json lines replay byte for byte, and a
+/// damaged capture stops naming the packet after sending every datagram before it.
+#[test]
+fn replay_ports_loops_json_and_damage() {
+    let dir = scratch_dir("replay-misc");
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let a: SocketAddr = "192.0.2.1:5000".parse().unwrap();
+    let mut pcap = udpcat::output::pcap::pcap_header().to_vec();
+    for (i, port) in [9000u16, 53, 9000].iter().enumerate() {
+        let to = SocketAddr::new(a.ip(), *port);
+        udpcat::output::pcap::pcap_record(&mut pcap, t0, a, to, format!("p{i}").as_bytes());
+    }
+    let file = dir.join("ports.pcap");
+    std::fs::write(&file, &pcap).unwrap();
+    let sink = sink4();
+    run(
+        &[
+            "send",
+            "--replay",
+            file.to_str().unwrap(),
+            "--replay-port",
+            "9000",
+            "--loop",
+            "2",
+            &sink.addr(),
+        ],
+        b"",
+    )
+    .check(0, Expect::Empty, Expect::Empty);
+    let got: Vec<Vec<u8>> = sink.take(4).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(
+        got,
+        [
+            b"p0".to_vec(),
+            b"p2".to_vec(),
+            b"p0".to_vec(),
+            b"p2".to_vec()
+        ]
+    );
+    assert!(drain(&sink.0).is_empty(), "port 53 was not kept out");
+
+    // The json lines of listen -f json, binary payloads included.
+    let l = spawn_listen(&["-f", "json", "-c", "2", "127.0.0.1:0"], 1);
+    let s = udp4();
+    send_to(&s, b"text", l.addr());
+    send_to(&s, b"\x00\xffbin", l.addr());
+    let json = l.finish().stdout;
+    let jfile = dir.join("l.json");
+    std::fs::write(&jfile, &json).unwrap();
+    let sink = sink4();
+    run(
+        &[
+            "send",
+            "--replay",
+            jfile.to_str().unwrap(),
+            "--speed",
+            "max",
+            &sink.addr(),
+        ],
+        b"",
+    )
+    .check(0, Expect::Empty, Expect::Empty);
+    let got: Vec<Vec<u8>> = sink.take(2).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(got, [b"text".to_vec(), b"\x00\xffbin".to_vec()]);
+
+    // Cut the last record short: two datagrams go, then an error naming packet 3.
+    let damaged = dir.join("damaged.pcap");
+    std::fs::write(&damaged, &pcap[..pcap.len() - 3]).unwrap();
+    let sink = sink4();
+    run(
+        &[
+            "send",
+            "--replay",
+            damaged.to_str().unwrap(),
+            "--speed",
+            "max",
+            &sink.addr(),
+        ],
+        b"",
+    )
+    .check(
+        1,
+        Expect::Empty,
+        lines(vec![line(&[
+            "udpcat: error: --replay",
+            "packet 3",
+            "2 datagrams sent",
+        ])]),
+    );
+    assert_eq!(sink.take(2).len(), 2);
+}
+
+/// --replay into a Unix socket, and a relay's pcap holding both directions.
+#[test]
+fn replay_into_a_unix_socket_and_forward_in_pcap() {
+    let dir = scratch_dir("replay-unix");
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let a: SocketAddr = "192.0.2.1:5000".parse().unwrap();
+    let mut pcap = udpcat::output::pcap::pcap_header().to_vec();
+    udpcat::output::pcap::pcap_record(&mut pcap, t0, a, a, b"to unix");
+    let file = dir.join("u.pcap");
+    std::fs::write(&file, &pcap).unwrap();
+    let path = dir.join("sink.sock");
+    let u = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    u.set_read_timeout(Some(RECV_SAFETY)).unwrap();
+    run(
+        &[
+            "send",
+            "--replay",
+            file.to_str().unwrap(),
+            &format!("unix:{}", path.display()),
+        ],
+        b"",
+    )
+    .check(0, Expect::Empty, Expect::Empty);
+    let mut buf = [0u8; 64];
+    let n = u.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"to unix");
+
+    // A relay to an echo: its pcap has the peer's datagram and the reply.
+    need("tshark", "tshark");
+    let echo = spawn_listen(&["--echo", "-c", "1", "127.0.0.1:0"], 1);
+    let dest = echo.addr().to_string();
+    let l = spawn_listen(
+        &["-f", "pcap", "-c", "1", "--forward", &dest, "127.0.0.1:0"],
+        1,
+    );
+    let s = udp4();
+    s.connect(l.addr()).unwrap();
+    s.send(b"ask").unwrap();
+    assert_eq!(recv(&s).0, b"ask");
+    let run_l = l.finish();
+    let _ = echo.finish();
+    let pfile = dir.join("relay.pcap");
+    std::fs::write(&pfile, &run_l.stdout).unwrap();
+    let out = must(
+        Command::new("tshark")
+            .args([
+                "-r",
+                pfile.to_str().unwrap(),
+                "-T",
+                "fields",
+                "-E",
+                "separator=,",
+            ])
+            .args(["-e", "udp.srcport", "-e", "udp.dstport"]),
+        b"",
+    );
+    let rows = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert_eq!(
+        rows,
+        2,
+        "both directions: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
