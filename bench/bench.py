@@ -20,9 +20,12 @@ exits by itself). Kernel drops are the socket's `drops` column of /proc/net/udp.
 import argparse
 import atexit
 import datetime
+import hashlib
 import json
+import mmap
 import os
 import platform
+import random
 import re
 import shlex
 import shutil
@@ -73,7 +76,7 @@ def parse_args():
     a.rates = [float(x) for x in os.environ.get("BENCH_RATES", "1,10,100,1000,10000,100000").split(",") if x.strip()]
     a.rate_seconds = float(os.environ.get("BENCH_RATE_SECONDS") or (0.5 if q else 2))
     a.rate_reps = env_int("BENCH_RATE_REPS", 1)
-    sc = os.environ.get("BENCH_SCENARIOS", "lines,bulk,rtt,startup,rate,forward")
+    sc = os.environ.get("BENCH_SCENARIOS", "lines,bulk,rtt,startup,rate,forward,replay")
     a.scenarios = [s.strip() for s in sc.split(",") if s.strip()]
     sizes = os.environ.get("BENCH_BULK_SIZES", "1472,65507")
     a.bulk_sizes = [int(s) for s in sizes.split(",") if s.strip()]
@@ -82,6 +85,12 @@ def parse_args():
     a.forward_rate = float(os.environ.get("BENCH_FORWARD_RATE") or 100000)
     a.forward_paced_lines = env_int("BENCH_FORWARD_PACED_LINES", 5000 if q else 200_000)
     a.forward_reps = env_int("BENCH_FORWARD_REPS", a.reps)
+    a.replay_datagrams = env_int("BENCH_REPLAY_DATAGRAMS", 10000 if q else 200_000)
+    a.replay_sizes = [int(s) for s in os.environ.get("BENCH_REPLAY_SIZES", "64,1400").split(",") if s.strip()]
+    if not a.replay_sizes or min(a.replay_sizes) < 4 or max(a.replay_sizes) > 65507:
+        ap.error("BENCH_REPLAY_SIZES: sizes from 4 (the sequence number) to 65507 bytes")
+    a.replay_reps = env_int("BENCH_REPLAY_REPS", a.reps)
+    a.replay_localnet = env_int("BENCH_REPLAY_LOCALNET", 1)
     return a
 
 
@@ -332,11 +341,15 @@ class Trial(dict):
 
 
 def transfer(recv_argv, send_argv, *, ready, out_path, stdin_path=None, seq_n=None,
-             port=None, settle=0.10, deadline=600.0, stop_sig=signal.SIGINT, relay=None):
+             port=None, settle=0.10, deadline=600.0, stop_sig=signal.SIGINT, relay=None,
+             send_stdout=subprocess.DEVNULL, sender_grace=0.0):
     """Runs one transfer. ready: 'stderr' (receiver prints 'listening on 127.0.0.1:PORT'; '{port}'
     in send_argv is replaced) or 'port' (receiver_argv already has the port, found free by us).
     Returns a Trial with time, end ('exit' or 'drained' or 'deadline'), wchar bytes, hwm_kib,
-    drops, receiver status and stderr.
+    drops, receiver status and stderr. send_stdout: where the sender's stdout goes (a file
+    for a sender that reports there, as tcpreplay does). sender_grace: seconds a sender still
+    running when the receiver is done gets to exit by itself (and print its report) before it is
+    killed; the time is not affected.
 
     relay: None, or (argv, ready) of a process between sender and receiver: '{sink}' in argv is
     replaced by the receiver's port; ready 'stderr' as above, or 'port' ('{port}' in argv is
@@ -391,11 +404,11 @@ def transfer(recv_argv, send_argv, *, ready, out_path, stdin_path=None, seq_n=No
     t0 = time.perf_counter()
     if seq_n is not None:
         seq = spawn(["seq", "1", str(seq_n)], stdout=subprocess.PIPE)
-        sp = spawn(send_argv, stdin=seq.stdout, stdout=subprocess.DEVNULL, stderr=serr)
+        sp = spawn(send_argv, stdin=seq.stdout, stdout=send_stdout, stderr=serr)
         seq.stdout.close()
     else:
         with open(stdin_path, "rb") as fin:
-            sp = spawn(send_argv, stdin=fin, stdout=subprocess.DEVNULL, stderr=serr)
+            sp = spawn(send_argv, stdin=fin, stdout=send_stdout, stderr=serr)
     swait = Waiter(sp)
 
     t_last_change = t0
@@ -450,7 +463,7 @@ def transfer(recv_argv, send_argv, *, ready, out_path, stdin_path=None, seq_n=No
         final_bytes = last_wchar - wchar0
         t_end = max(t_last_change, swait.t or t_last_change)
         rwait.stop(stop_sig)
-    if not swait.done:
+    if not swait.done and not swait.join(sender_grace):
         swait.stop(signal.SIGKILL)
     swait.join()
     rwait.join()
@@ -1257,6 +1270,408 @@ def report_forward(C, results, md, targets):
 
 
 # --------------------------------------------------------------------------------------------
+# scenario 7: replay (issue 14)
+
+# The capture: N UDP datagrams 192.0.2.1:40000 -> 127.0.0.1:9 in Ethernet frames, classic pcap.
+# udpcat sends each payload to the address it is given (the capture's port does not matter);
+# tcpreplay writes the frames as they are, so its copy gets the sink's port (tcprewrite).
+# For frames written to `lo` by a raw socket to reach a socket bound to 127.0.0.1:
+# - dst MAC 00:00:00:00:00:00, lo's own (any other: PACKET_OTHERHOST, dropped by IP);
+# - a source that is not a local address (from 127.0.0.1 the route lookup such a frame needs
+#   drops it as a local source, unless accept_local); hence 192.0.2.1 (TEST-NET-1);
+# - net.ipv4.conf.lo.route_localnet = 1 (without it a frame to 127.0.0.0/8 that arrives
+#   without a route attached, as injected ones do, is dropped as martian). The scenario sets it
+#   for each tcpreplay run only, and puts the old value back (BENCH_REPLAY_LOCALNET=0: never).
+# Frames sent by a socket (udpcat's) carry their route and need none of this.
+REPLAY_SRC, REPLAY_SPORT, REPLAY_DPORT = "192.0.2.1", 40000, 9
+ROUTE_LOCALNET = "/proc/sys/net/ipv4/conf/lo/route_localnet"
+REPLAY_UDPCAT = "udpcat `send --replay FILE --speed max`"
+REPLAY_TCPREPLAY = "tcpreplay `-i lo -t FILE`"
+REPLAY_HOLD_BUF = 512 << 20  # SO_RCVBUFFORCE of the correctness sink (the kernel doubles it)
+
+
+def inet_csum(b):
+    """Internet checksum: the one's complement sum of 16-bit words is the number mod 0xffff
+    (0 only for all-zero data, else 1..0xffff)."""
+    if len(b) % 2:
+        b += b"\0"
+    v = int.from_bytes(b, "big")
+    s = v % 0xFFFF
+    if s == 0 and v:
+        s = 0xFFFF
+    return ~s & 0xFFFF
+
+
+class ReplayPayloads:
+    """Payload i: its 4-byte big-endian index, then bytes of a seeded random pool; its size
+    cycles through BENCH_REPLAY_SIZES. Regenerated at will to check what a sink received."""
+
+    def __init__(self, n, sizes):
+        self.n, self.sizes = n, sizes
+        self.pool = random.Random(14).randbytes(1 << 17)
+
+    def size(self, i):
+        return self.sizes[i % len(self.sizes)]
+
+    def get(self, i):
+        size = self.size(i)
+        off = (i * 7919) % (len(self.pool) - size)
+        return i.to_bytes(4, "big") + self.pool[off + 4:off + size]
+
+
+def write_replay_pcap(path, P):
+    """Classic pcap (microseconds, link type 1 = Ethernet), one frame per payload, 10 µs apart;
+    correct IPv4 and UDP checksums. Returns (SHA-256 of the payloads in order, payload bytes)."""
+    src, dst = socket.inet_aton(REPLAY_SRC), socket.inet_aton("127.0.0.1")
+    eth = bytes(6) + bytes(6) + b"\x08\x00"
+    h = hashlib.sha256()
+    total = 0
+    out = []
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+        for i in range(P.n):
+            payload = P.get(i)
+            h.update(payload)
+            total += len(payload)
+            ulen = 8 + len(payload)
+            udp = struct.pack("!HHHH", REPLAY_SPORT, REPLAY_DPORT, ulen, 0)
+            c = inet_csum(src + dst + struct.pack("!BBH", 0, 17, ulen) + udp + payload)
+            udp = udp[:6] + struct.pack("!H", c or 0xFFFF)
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + ulen, i & 0xFFFF, 0x4000, 64, 17, 0, src, dst)
+            ip = ip[:10] + struct.pack("!H", inet_csum(ip)) + ip[12:]
+            frame = eth + ip + udp + payload
+            us = i * 10
+            out.append(struct.pack("<IIII", us // 1_000_000, us % 1_000_000, len(frame), len(frame)) + frame)
+            if len(out) == 4096:
+                f.write(b"".join(out))
+                out.clear()
+        f.write(b"".join(out))
+    return h.hexdigest(), total
+
+
+def check_replay_stream(path, P):
+    """Walks a sink's --raw output (payloads back to back): each must be payload i for a
+    rising i (so none corrupt, duplicated or out of order). Returns (payloads read, ok, why)."""
+    size = os.path.getsize(path)
+    if size == 0:
+        return 0, True, ""
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        p, last, got = 0, -1, 0
+        while p < size:
+            if p + 4 > size:
+                return got, False, f"{size - p} stray bytes at the end"
+            i = int.from_bytes(m[p:p + 4], "big")
+            if i >= P.n or i <= last:
+                return got, False, f"payload {got + 1}: index {i} after {last} (duplicate, reordered or corrupt)"
+            n = P.size(i)
+            if m[p:p + n] != P.get(i):
+                return got, False, f"payload {got + 1} (index {i}) differs"
+            p += n
+            last = i
+            got += 1
+    return got, True, ""
+
+
+def softnet_drops():
+    """Packets dropped at the per-CPU input backlog (netdev_max_backlog), all CPUs, system-wide:
+    /proc/net/softnet_stat column 2. Both contestants' frames pass there on loopback."""
+    try:
+        with open("/proc/net/softnet_stat") as f:
+            return sum(int(line.split()[1], 16) for line in f if line.strip())
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+LOCALNET = {"old": None, "notes": set()}
+
+
+def localnet_restore():
+    if LOCALNET["old"] is not None:
+        try:
+            with open(ROUTE_LOCALNET, "w") as f:
+                f.write(LOCALNET["old"])
+            LOCALNET["old"] = None
+        except OSError as e:
+            log(f"  replay: could not put {ROUTE_LOCALNET} back to {LOCALNET['old']}: {e}")
+
+
+def localnet_on():
+    """route_localnet = 1 on lo for one tcpreplay run (localnet_restore puts the old value back)."""
+    try:
+        with open(ROUTE_LOCALNET) as f:
+            old = f.read().strip()
+    except OSError as e:
+        LOCALNET["notes"].add(f"{ROUTE_LOCALNET} unreadable ({e})")
+        return
+    if old == "1":
+        LOCALNET["notes"].add("net.ipv4.conf.lo.route_localnet was already 1")
+        return
+    if not ARGS.replay_localnet:
+        LOCALNET["notes"].add(f"net.ipv4.conf.lo.route_localnet left at {old} (BENCH_REPLAY_LOCALNET=0)")
+        return
+    try:
+        with open(ROUTE_LOCALNET, "w") as f:
+            f.write("1")
+        LOCALNET["old"] = old
+        LOCALNET["notes"].add(f"net.ipv4.conf.lo.route_localnet was {old}: set to 1 for each tcpreplay run only, "
+                              f"then back to {old}")
+    except OSError as e:
+        LOCALNET["notes"].add(f"net.ipv4.conf.lo.route_localnet is {old} and could not be set ({e})")
+
+
+def replay_sender(kind, pcap, rewritten, port):
+    """argv of one contestant sending the capture to 127.0.0.1:port (tcpreplay: its copy of
+    the capture is rewritten to that port first, untimed)."""
+    if kind == "udpcat":
+        return [ARGS.udpcat, "send", "--stats", "--replay", pcap, "--speed", "max", f"127.0.0.1:{port}"]
+    r = subprocess.run(["tcprewrite", f"--portmap={REPLAY_DPORT}:{port}", "--fixcsum", "-i", pcap, "-o", rewritten],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"tcprewrite failed: {r.stderr.strip()}")
+    return ["tcpreplay", "-i", "lo", "-t", rewritten]
+
+
+def replay_own_figures(tr, kind):
+    """The sender's own account: udpcat --stats (N datagrams in T s), tcpreplay's summary."""
+    if kind == "udpcat":
+        m = re.search(r"sent (\d+) datagrams, (\d+) bytes in ([\d.]+)s", tr["send_stderr"])
+        if m:
+            tr["own_sent"] = int(m.group(1))
+            tr["own_rate"] = int(m.group(1)) / float(m.group(3)) if float(m.group(3)) else None
+    else:
+        out = tr.get("send_stdout", "")
+        m = re.search(r"Rated: .*?([\d.]+) pps", out)
+        tr["own_rate"] = float(m.group(1)) if m else None
+        m = re.search(r"Successful packets:\s+(\d+)", out)
+        tr["own_sent"] = int(m.group(1)) if m else None
+        m = re.search(r"Failed packets:\s+(\d+)", out)
+        tr["own_failed"] = int(m.group(1)) if m else None
+
+
+def replay_trial(work, P, kind, pcap, rewritten, out):
+    """The capture, by udpcat or tcpreplay, into the C floor receiver (--raw, stops at N)."""
+    N = P.n
+    port = free_port()
+    sink = [f"{ARGS.floor_dir}/floor_recv", "--raw", "--count", str(N), "--idle-ms", "120000", "127.0.0.1", str(port)]
+    argv = replay_sender(kind, pcap, rewritten, port)
+    so = tempfile.TemporaryFile()
+    sn0 = softnet_drops()
+    try:
+        if kind == "tcpreplay":
+            localnet_on()
+        tr = transfer(sink, argv, ready="port", port=port, out_path=out, stdin_path=os.devnull,
+                      send_stdout=so, settle=0.10, sender_grace=10.0)
+    finally:
+        localnet_restore()
+    sn1 = softnet_drops()
+    so.seek(0)
+    tr["send_stdout"] = so.read().decode(errors="replace")
+    so.close()
+    tr["backlog_drops"] = sn1 - sn0 if sn0 is not None and sn1 is not None else None
+    m = re.search(r"floor_recv: (\d+) datagrams, (\d+) bytes", tr["recv_stderr"])
+    tr["received"] = int(m.group(1)) if m else None
+    got, ok, why = check_replay_stream(out, P)
+    os.unlink(out)
+    if tr["received"] is None:
+        tr["received"] = got
+    tr["walked"], tr["in_order_exact"], tr["why"] = got, ok and got == tr["received"], why
+    tr["lost"] = N - tr["received"]
+    tr["exact"] = tr["in_order_exact"] and tr["lost"] == 0
+    tr["rate"] = tr["received"] / tr["time"] if tr["time"] > 0 else None
+    tr["offered"] = N / tr["send_time"] if tr.get("send_time") else None
+    replay_own_figures(tr, kind)
+    return tr
+
+
+def replay_hold_trial(work, P, digest, kind, pcap, rewritten):
+    """Correctness: the capture at full speed into a socket here whose buffer holds all of it
+    (SO_RCVBUFFORCE), read only after the sender has exited, so the sink can neither fall
+    behind nor take the sender's CPU: every datagram is checked against its payload."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, REPLAY_HOLD_BUF)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, REPLAY_HOLD_BUF)
+    rcvbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    try:
+        argv = replay_sender(kind, pcap, rewritten, port)
+        so = tempfile.TemporaryFile()
+        try:
+            if kind == "tcpreplay":
+                localnet_on()
+            t0 = time.perf_counter()
+            sp = spawn(argv, stdout=so, stderr=subprocess.PIPE)
+            sw = Waiter(sp)
+            errs = []
+            drain_stderr(sp, errs)
+            sw.join(600)
+            sw.stop(signal.SIGKILL)
+        finally:
+            localnet_restore()
+        send_time = sw.t - t0
+        h = hashlib.sha256()
+        got = exact = in_order = 0
+        seen = set()
+        last = -1
+        sock.settimeout(0.2)
+        while True:
+            try:
+                d = sock.recv(65536)
+            except socket.timeout:
+                break
+            got += 1
+            h.update(d)
+            i = int.from_bytes(d[:4], "big") if len(d) >= 4 else -1
+            if 0 <= i < P.n and d == P.get(i):
+                exact += 1
+                seen.add(i)
+                in_order += i > last
+                last = max(last, i)
+        row = udp_socket_row(port)
+    finally:
+        sock.close()
+    so.seek(0)
+    tr = Trial(kind=kind, sent=P.n, received=got, exact_payloads=exact, distinct=len(seen), in_order=in_order,
+               lost=P.n - len(seen), sha256_match=h.hexdigest() == digest, rcvbuf=rcvbuf,
+               sink_drops=row[1] if row else None, send_time=send_time,
+               sender_rate=P.n / send_time if send_time > 0 else None, send_cpu=sw.cpu,
+               send_status=sp.returncode, send_stderr="".join(errs), send_stdout=so.read().decode(errors="replace"))
+    so.close()
+    tr["all_exact"] = tr["sha256_match"] and got == P.n
+    replay_own_figures(tr, kind)
+    return tr
+
+
+def scenario_replay(work):
+    N = ARGS.replay_datagrams
+    P = ReplayPayloads(N, ARGS.replay_sizes)
+    pcap = os.path.join(work, "replay.pcap")
+    rewritten = os.path.join(work, "replay-port.pcap")
+    out = os.path.join(work, "replay.out")
+    t = time.monotonic()
+    digest, payload_bytes = write_replay_pcap(pcap, P)
+    res = {"datagrams": N, "payload_bytes": payload_bytes, "pcap_bytes": os.path.getsize(pcap),
+           "generate_s": time.monotonic() - t, "runs": {}, "hold": {}, "tcpreplay": have("tcpreplay") and have("tcprewrite")}
+    log(f"  replay: wrote {N} datagrams ({payload_bytes} payload bytes, pcap {res['pcap_bytes']} bytes) "
+        f"in {res['generate_s']:.1f} s")
+    atexit.register(localnet_restore)
+    C = [(REPLAY_UDPCAT, "udpcat")]
+    if res["tcpreplay"]:
+        C.append((REPLAY_TCPREPLAY, "tcpreplay"))
+    else:
+        log("  replay: tcpreplay/tcprewrite unavailable, udpcat only")
+    res["runs"] = {name: [] for name, _ in C}
+    for r in range(ARGS.replay_reps):
+        for name, kind in rotate(C, r):
+            tr = replay_trial(work, P, kind, pcap, rewritten, out)
+            res["runs"][name].append(tr)
+            log(f"  replay {name:40s} {tr['time']:7.3f} s  {fmt_num(tr['rate']):>9}/s at sink  offered "
+                f"{fmt_num(tr['offered'])}/s  lost {tr['lost']:>7}  sink drops {tr['drops']}  backlog drops "
+                f"{tr['backlog_drops']}  in order+exact {tr['in_order_exact']} {tr['why']}  end {tr['end']}  "
+                f"rc {tr['recv_status']}/{tr['send_status']}")
+    for name, kind in C:
+        tr = replay_hold_trial(work, P, digest, kind, pcap, rewritten)
+        res["hold"][name] = tr
+        log(f"  replay correctness {name:40s} received {tr['received']}/{N}  exact {tr['exact_payloads']}  "
+            f"in order {tr['in_order']}  sha256 {'match' if tr['sha256_match'] else 'differs'}  sender alone "
+            f"{fmt_num(tr['sender_rate'])}/s  sink drops {tr['sink_drops']}  rcvbuf {tr['rcvbuf']}  rc {tr['send_status']}")
+    for f in (pcap, rewritten):
+        if os.path.exists(f):
+            os.unlink(f)
+    res["localnet"] = sorted(LOCALNET["notes"])
+    return res
+
+
+def report_replay(res, md, targets):
+    N = res["datagrams"]
+    sizes = "/".join(str(s) for s in ARGS.replay_sizes)
+    runs = res["runs"]
+    md.append(f"### 7. replay (issue 14): a pcap of {N:,} UDP datagrams ({sizes}-byte payloads in turn, "
+              f"{res['payload_bytes'] / 1e6:.1f} MB of payload, {res['pcap_bytes'] / 1e6:.1f} MB of pcap) "
+              f"as fast as each can, into the C floor receiver, {ARGS.replay_reps} run(s) each\n")
+    md.append("| contestant | sender rate (offered) | datagrams/s at sink | unit | lost (median, max) | kernel drops at sink | "
+              "backlog drops | received payloads byte-exact, in order | CPU s sender / sink | sender's own rate | "
+              "ratio to tcpreplay |")
+    md.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    ref = median([x["rate"] for x in runs.get(REPLAY_TCPREPLAY, [])]) if REPLAY_TCPREPLAY in runs else None
+    for name, ts in runs.items():
+        rate = median([x["rate"] for x in ts])
+        lost = [x["lost"] for x in ts]
+        ok = sum(x["in_order_exact"] for x in ts)
+        order = "yes" if ok == len(ts) else f"**no** ({ok}/{len(ts)} runs: {'; '.join(x['why'] for x in ts if x['why'])})"
+        if not any(x["received"] for x in ts):
+            order = "— (none received)"
+        own = median([x.get("own_rate") for x in ts])
+        src = "`--stats`" if name == REPLAY_UDPCAT else "its `Rated:` line"
+        md.append(f"| {name} | {fmt_num(median([x['offered'] for x in ts]))} | {fmt_num(rate)} | datagrams/s | "
+                  f"{fmt_num(median(lost))}, {max(lost):,} | {fmt_num(median([x['drops'] for x in ts]))} | "
+                  f"{fmt_num(median([x['backlog_drops'] for x in ts]))} | {order} | {cpu(ts)} | "
+                  f"{fmt_num(own)} ({src}) | {fmt_ratio(rate / ref if ref and rate else None)} |")
+    md.append("")
+    hold = res["hold"]
+    if hold:
+        md.append(f"Correctness, a separate run of each: the same capture at full speed into a socket in bench.py "
+                  f"whose buffer holds all of it (SO_RCVBUFFORCE {REPLAY_HOLD_BUF >> 20} MiB; the kernel granted "
+                  f"{hold[next(iter(hold))]['rcvbuf'] >> 20} MiB), read only after the sender has exited, so the sink "
+                  "can neither fall behind nor take the sender's CPU; each datagram is compared with its payload, "
+                  "and the SHA-256 of all of them, in order, with the capture's:\n")
+        md.append("| contestant | received | byte-exact | in order | SHA-256 of payloads | kernel drops | sender alone | unit |")
+        md.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        for name, h in hold.items():
+            md.append(f"| {name} | {h['received']:,}/{N:,} | {h['exact_payloads']:,} | {h['in_order']:,} | "
+                      f"{'matches' if h['sha256_match'] else '**differs**'} | {fmt_num(h['sink_drops'])} | "
+                      f"{fmt_num(h['sender_rate'])} | datagrams/s |")
+        md.append("")
+    tc = runs.get(REPLAY_TCPREPLAY, [])
+    notes = []
+    if tc:
+        fails = [x.get("own_failed") for x in tc]
+        notes.append(f"tcpreplay's own count, per run: {', '.join(fmt_num(x.get('own_sent')) for x in tc)} "
+                     f"successful, {', '.join(fmt_num(f) for f in fails)} failed.")
+        if not any(x["received"] for x in tc):
+            notes.append("**None of tcpreplay's frames reached the sink**, though it counted them sent: the kernel "
+                         "dropped them on the way in (see route_localnet below).")
+    elif not res["tcpreplay"]:
+        notes.append("tcpreplay unavailable: udpcat only.")
+    notes.append("Sender exit statuses: " + "; ".join(
+        f"{name.split(' ')[0]} {', '.join(str(x['send_status']) for x in ts)}" for name, ts in runs.items()) + ".")
+    if res.get("localnet"):
+        notes.append("; ".join(res["localnet"]) + ".")
+    md.append("The capture is written once per run by bench.py: classic pcap, Ethernet link type, frames "
+              f"{REPLAY_SRC}:{REPLAY_SPORT} → 127.0.0.1:{REPLAY_DPORT}, payload i = its 4-byte index and seeded random "
+              "bytes. udpcat sends each payload to the sink's address through a connected UDP socket "
+              "(the capture's port does not matter to it). tcpreplay writes the frames themselves to `lo` "
+              "through a raw (packet) socket, bypassing the socket path, so its copy of the capture is first "
+              "rewritten to the sink's port (`tcprewrite --portmap --fixcsum`, untimed), and to reach a socket bound "
+              "to 127.0.0.1 the frames need lo's own destination MAC (00:00:00:00:00:00), a source that is not a local "
+              "address (hence 192.0.2.1) and `net.ipv4.conf.lo.route_localnet=1` (injected frames have no route "
+              "attached: without it the kernel drops them, `IP_LOCALNET`). The sink is the lines scenario's C floor "
+              "receiver (`floor_recv --raw --count N`, 8 MiB buffer, payloads to a file), checked afterwards payload by "
+              "payload. The clock runs from the sender's start to the sink's last datagram; datagrams/s at sink = "
+              "received / that time; sender rate = datagrams / the sender's own run time; lost = sent − received, "
+              "the sink's kernel drops (/proc/net/udp) being where they go when it falls behind; backlog drops = "
+              "/proc/net/softnet_stat's dropped column over the run (system-wide: the per-CPU input queue that "
+              "every frame on `lo` passes). On loopback the receiving half of the kernel's work runs in the sender's "
+              "context, so the sender's CPU includes it, for both. Ratio: datagrams/s at sink, to tcpreplay's. "
+              + " ".join(notes) + "\n")
+    u = hold.get(REPLAY_UDPCAT)
+    ut = runs.get(REPLAY_UDPCAT, [])
+    detail = []
+    if u:
+        detail.append(f"{u['exact_payloads']:,}/{N:,} payloads byte-exact, {u['in_order']:,} in order, SHA-256 "
+                      f"{'matches' if u['sha256_match'] else 'differs'} (sink holding all)")
+    if ut:
+        detail.append(f"into the C floor receiver: received payloads exact and in order in "
+                      f"{sum(x['in_order_exact'] for x in ut)}/{len(ut)} runs, max lost {max(x['lost'] for x in ut):,} "
+                      f"(sink kernel drops {', '.join(fmt_num(x['drops']) for x in ut)})")
+    targets.append(("replay: `--speed max` delivers every payload byte-exact",
+                    bool(u and u["all_exact"] and u["in_order"] == N and all(x["in_order_exact"] for x in ut)),
+                    "; ".join(detail)))
+
+
+# --------------------------------------------------------------------------------------------
 
 
 def sh(cmd):
@@ -1314,6 +1729,11 @@ def main():
         fC, fres = scenario_forward(work)
         RAW["forward"] = fres
         sections.append(lambda: report_forward(fC, fres, md, targets))
+    if "replay" in ARGS.scenarios:
+        log("scenario 7: replay")
+        rpres = scenario_replay(work)
+        RAW["replay"] = rpres
+        sections.append(lambda: report_replay(rpres, md, targets))
     for s in sections:
         s()
     load1 = os.getloadavg()
@@ -1328,11 +1748,14 @@ def main():
     head.append(f"- machine: nproc {os.cpu_count()}, {platform.system()} {platform.release()}, "
                 f"load average {load0[0]:.2f} at start, {load1[0]:.2f} at end")
     head.append(f"- udpcat: commit {commit}{dirty}, `{sh(shlex.quote(ARGS.udpcat) + ' --version')}`; floor programs: `cc -O2`; {sh('socat -V 2>/dev/null | sed -n 2p')}")
+    if "replay" in ARGS.scenarios and have("tcpreplay"):
+        head.append(f"- {sh('tcpreplay -V 2>&1 | head -1')}")
     head.append(f"- {ARGS.reps} runs of each contestant, alternating; medians shown. Loopback only (127.0.0.1, ports chosen by the kernel).")
     if ARGS.unavailable:
         head.append(f"- unavailable (could not be installed): {', '.join(sorted(ARGS.unavailable))}")
     head.append("")
-    tgt = ["### Targets (issue 3" + ("; forward: issue 13" if "forward" in ARGS.scenarios else "") + ")\n", "| target | result | measured |", "| --- | --- | --- |"]
+    tgt = ["### Targets (issue 3" + ("; forward: issue 13" if "forward" in ARGS.scenarios else "")
+           + ("; replay: issue 14" if "replay" in ARGS.scenarios else "") + ")\n", "| target | result | measured |", "| --- | --- | --- |"]
     for what, ok, detail in targets:
         tgt.append(f"| {what} | {'met' if ok else ('not measured' if ok is None else '**not met**')} | {detail} |")
     tgt.append("")
