@@ -45,6 +45,22 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "Discover: broadcast a probe and print every answer for 1 s",
         "udpcat send --broadcast --wait 1s -s 192.0.2.255:5000 who-is-there",
     ),
+    (
+        "Mock a service: each datagram runs a command, its output is the reply",
+        "udpcat listen --exec 'tr a-z A-Z' 127.0.0.1:9000",
+    ),
+    (
+        "Relay to a server and show both directions",
+        "udpcat listen -s --forward 192.0.2.53:53 127.0.0.1:5353",
+    ),
+    (
+        "Watch with Wireshark, no capture rights needed",
+        "udpcat listen -f pcap 127.0.0.1:9000 | wireshark -k -i -",
+    ),
+    (
+        "Replay a capture at the captured pace",
+        "udpcat send --replay traffic.pcap 127.0.0.1:9000",
+    ),
 ];
 
 fn long_help() -> String {
@@ -197,7 +213,7 @@ pub struct ListenArgs {
     #[command(flatten)]
     pub output: OutputArgs,
 
-    /// End each text or hex record with NUL instead of a newline (not with raw or json)
+    /// End each text or hex record with NUL instead of a newline (text and hex only)
     #[arg(short = '0', long)]
     pub null: bool,
 
