@@ -291,26 +291,29 @@ impl Forward {
 
 impl Role for Forward {
     fn take(&mut self, d: &Incoming<'_>, _sockets: &[Listener]) -> Result<()> {
-        if let Err(e) = self.peer(d) {
-            for s in &mut self.dests {
-                s.errors += 1;
+        let now = Instant::now();
+        let key = (d.socket, d.from.clone());
+        // The common case, a peer seen before: one lookup.
+        match self.peers.get_mut(&key) {
+            Some(peer) => peer.last_active = now,
+            None => {
+                if let Err(e) = self.peer(d) {
+                    for s in &mut self.dests {
+                        s.errors += 1;
+                    }
+                    tracing::warn!("cannot open a relay for {}: {e}", d.peer);
+                    return Ok(());
+                }
             }
-            tracing::warn!("cannot open a relay for {}: {e}", d.peer);
-            return Ok(());
         }
-        let Some(peer) = self.peers.get_mut(&(d.socket, d.from.clone())) else {
-            return Ok(());
-        };
-        peer.last_active = Instant::now();
         // Queued, and sent with the rest of this drain in one batch per upstream socket
         // (sendmmsg on Linux): `flush`, which listen calls after every drain.
         let start = self.arena.len();
         self.arena.extend_from_slice(d.payload);
-        self.queued
-            .push(((d.socket, d.from.clone()), start..self.arena.len(), d.index));
-        self.last_forward = Some(Instant::now());
+        self.queued.push((key, start..self.arena.len(), d.index));
+        self.last_forward = Some(now);
         if self.next_sweep.is_none() {
-            self.next_sweep = Some(Instant::now() + self.sweep_every());
+            self.next_sweep = Some(now + self.sweep_every());
         }
         Ok(())
     }
