@@ -61,10 +61,11 @@ impl Addr {
     }
 
     /// As udpcat shows it: IPv4-mapped IPv6 as plain IPv4.
-    pub fn canonical(&self) -> Addr {
+    /// A Unix address is borrowed as it is: no copy of its path per datagram.
+    pub fn canonical(&self) -> std::borrow::Cow<'_, Addr> {
         match self {
-            Addr::Ip(a) => Addr::Ip(canonical(*a)),
-            other => other.clone(),
+            Addr::Ip(a) => std::borrow::Cow::Owned(Addr::Ip(canonical(*a))),
+            other => std::borrow::Cow::Borrowed(other),
         }
     }
 

@@ -106,6 +106,15 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
     Fail::new(Status::Usage, message).into()
 }
 
+/// The first of `flags` that was given (`(given, name)`), as a usage error saying `why(name)`
+/// it cannot be: options that do nothing, or that the address does not allow.
+pub fn refuse_given(flags: &[(bool, &str)], why: impl Fn(&str) -> String) -> anyhow::Result<()> {
+    match flags.iter().find(|(given, _)| *given) {
+        Some((_, flag)) => Err(usage(crate::output::escape_message(why(flag)))),
+        None => Ok(()),
+    }
+}
+
 /// A stop asked for by SIGINT or SIGTERM, carried up through `?` to the loop's caller,
 /// which turns it into its status (130, 143) after flushing; it is not an error to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 //! datagram as a record, flush whenever nothing is waiting, stop on --count, --timeout, a
 //! signal or a reader that went away.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::net::SocketAddr;
@@ -90,20 +91,22 @@ impl Config {
             });
         }
         if let Some(unix) = groups.iter().find(|g| g.unix.is_some()) {
-            let ip_only = [
-                (!args.join.is_empty(), "--join"),
-                (!args.allow.is_empty(), "--allow"),
-                (args.interface.is_some(), "--interface"),
-                (args.reuse_port, "--reuse-port"),
-                (family == Family::V4, "-4"),
-                (family == Family::V6, "-6"),
-            ];
-            if let Some((_, flag)) = ip_only.iter().find(|(given, _)| *given) {
-                return Err(exit::usage(output::escape_message(format!(
-                    "{flag} is for IP sockets, and '{}' is a Unix socket",
-                    unix.arg
-                ))));
-            }
+            exit::refuse_given(
+                &[
+                    (!args.join.is_empty(), "--join"),
+                    (!args.allow.is_empty(), "--allow"),
+                    (args.interface.is_some(), "--interface"),
+                    (args.reuse_port, "--reuse-port"),
+                    (family == Family::V4, "-4"),
+                    (family == Family::V6, "-6"),
+                ],
+                |flag| {
+                    format!(
+                        "{flag} is for IP sockets, and '{}' is a Unix socket",
+                        unix.arg
+                    )
+                },
+            )?;
         }
         let mut join = args.join.clone();
         for g in &groups {
@@ -210,30 +213,22 @@ impl Config {
             (None, true) => RoleConfig::Echo,
             (None, false) => RoleConfig::Print,
         };
-        if args.exec.is_none() {
-            for (given, flag) in [
-                (args.exec_timeout.is_some(), "--exec-timeout"),
-                (args.jobs.is_some(), "--jobs"),
-            ] {
-                if given {
-                    return Err(exit::usage(format!(
-                        "{flag} has no effect without --exec (it shapes how commands run)"
-                    )));
-                }
-            }
-        }
-        if args.forward.is_empty() {
-            for (given, flag) in [
-                (args.forward_idle.is_some(), "--forward-idle"),
-                (args.max_peers.is_some(), "--max-peers"),
-            ] {
-                if given {
-                    return Err(exit::usage(format!(
-                        "{flag} has no effect without --forward (it shapes the relay)"
-                    )));
-                }
-            }
-        }
+        let no_exec = args.exec.is_none();
+        exit::refuse_given(
+            &[
+                (no_exec && args.exec_timeout.is_some(), "--exec-timeout"),
+                (no_exec && args.jobs.is_some(), "--jobs"),
+            ],
+            |flag| format!("{flag} has no effect without --exec (it shapes how commands run)"),
+        )?;
+        let no_forward = args.forward.is_empty();
+        exit::refuse_given(
+            &[
+                (no_forward && args.forward_idle.is_some(), "--forward-idle"),
+                (no_forward && args.max_peers.is_some(), "--max-peers"),
+            ],
+            |flag| format!("{flag} has no effect without --forward (it shapes the relay)"),
+        )?;
         Ok(Config {
             groups,
             output,
@@ -615,9 +610,9 @@ fn receive<W: Write>(
                 }
                 let to = match (meta.to, l.ip()) {
                     (Some(ip), Some(local)) if l.wildcard => {
-                        Addr::Ip(addr::canonical(SocketAddr::new(ip, local.port())))
+                        Cow::Owned(Addr::Ip(addr::canonical(SocketAddr::new(ip, local.port()))))
                     }
-                    _ => l.local.clone(),
+                    _ => Cow::Borrowed(&l.local),
                 };
                 printer
                     .write(
@@ -647,10 +642,8 @@ fn receive<W: Write>(
                     };
                     role.take(&incoming, listeners)?;
                 }
+                // A role with work queued is not settled, so nothing is left unflushed here.
                 if done(stats, role) {
-                    if let Some(r) = role.as_mut() {
-                        r.flush()?;
-                    }
                     return Ok(Status::Success);
                 }
             }

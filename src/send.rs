@@ -71,20 +71,22 @@ impl Config {
         let (dest, bind, unix_bind, max) = match addr::parse_unix(&args.addr) {
             Some(unix) => {
                 let unix = unix?;
-                let ip_only = [
-                    (args.broadcast, "--broadcast"),
-                    (args.ttl.is_some(), "--ttl"),
-                    (args.interface.is_some(), "--interface"),
-                    (args.multicast_loop, "--multicast-loop"),
-                    (family == Family::V4, "-4"),
-                    (family == Family::V6, "-6"),
-                ];
-                if let Some((_, flag)) = ip_only.iter().find(|(given, _)| *given) {
-                    return Err(exit::usage(output::escape_message(format!(
-                        "{flag} is for IP sockets, and '{}' is a Unix socket",
-                        args.addr
-                    ))));
-                }
+                exit::refuse_given(
+                    &[
+                        (args.broadcast, "--broadcast"),
+                        (args.ttl.is_some(), "--ttl"),
+                        (args.interface.is_some(), "--interface"),
+                        (args.multicast_loop, "--multicast-loop"),
+                        (family == Family::V4, "-4"),
+                        (family == Family::V6, "-6"),
+                    ],
+                    |flag| {
+                        format!(
+                            "{flag} is for IP sockets, and '{}' is a Unix socket",
+                            args.addr
+                        )
+                    },
+                )?;
                 let unix_bind = match &args.bind {
                     None => None,
                     Some(b) => match addr::parse_unix(b) {
@@ -139,18 +141,17 @@ impl Config {
             escape: false,
         };
         output.check().map_err(exit::usage)?;
-        let replay_only = [
-            (!args.replay_port.is_empty(), "--replay-port"),
-            (args.speed.is_some(), "--speed"),
-            (args.loop_count.is_some(), "--loop"),
-        ];
-        if args.replay.is_none() {
-            if let Some((_, flag)) = replay_only.iter().find(|(given, _)| *given) {
-                return Err(exit::usage(format!(
-                    "{flag} has no effect without --replay (it shapes how a capture is sent)"
-                )));
-            }
-        }
+        let no_replay = args.replay.is_none();
+        exit::refuse_given(
+            &[
+                (no_replay && !args.replay_port.is_empty(), "--replay-port"),
+                (no_replay && args.speed.is_some(), "--speed"),
+                (no_replay && args.loop_count.is_some(), "--loop"),
+            ],
+            |flag| {
+                format!("{flag} has no effect without --replay (it shapes how a capture is sent)")
+            },
+        )?;
         if args.speed.is_some() && args.rate.is_some() {
             return Err(exit::usage(
                 "--speed has no effect with --rate (--rate replaces the captured timing)",
@@ -525,8 +526,9 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Waits until `due` (whole milliseconds in the event loop, which signals end, then a
-    /// precise sleep).
+    /// Waits until `due`: in the event loop (which a signal ends) for the whole milliseconds
+    /// but the last one or two, then a precise sleep (the loop cannot wait less than a
+    /// millisecond). Used by --rate's schedule and --replay's timing.
     fn wait_until(&mut self, due: Instant) -> Result<()> {
         loop {
             self.check_signal()?;
@@ -535,7 +537,8 @@ impl Session<'_> {
                 return Ok(());
             }
             if left >= Duration::from_millis(2) {
-                let whole = Duration::from_millis(left.as_millis() as u64 - 1);
+                let whole = u64::try_from(left.as_millis() - 1).unwrap_or(u64::MAX);
+                let whole = Duration::from_millis(whole);
                 self.poller.wait(Some(whole)).context("waiting")?;
             } else {
                 std::thread::sleep(left);
@@ -733,16 +736,7 @@ impl Session<'_> {
                     n => return Ok(usize::try_from(n).unwrap_or(usize::MAX).min(net::BATCH)),
                 },
             };
-            if left >= Duration::from_millis(2) {
-                // poll, which a signal ends, in whole milliseconds, leaving the last one or
-                // two for a precise sleep: poll cannot wait less than a millisecond.
-                let whole = u64::try_from(left.as_millis() - 1).unwrap_or(u64::MAX);
-                let whole = Duration::from_millis(whole);
-                self.poller.wait(Some(whole)).context("waiting")?;
-                self.check_signal()?;
-            } else {
-                std::thread::sleep(left);
-            }
+            self.wait_until(now + left)?;
         }
     }
 

@@ -778,18 +778,9 @@ fn listen_pcap_is_read_by_tshark_with_good_checksums() {
 /// pcap refuses a terminal (exit 1, saying why) rather than spraying binary on it.
 #[test]
 fn pcap_refuses_a_terminal() {
-    let mut cmd = Command::new("python3");
-    cmd.args([
-        "-c",
-        PTY_SCRIPT,
-        "raw",
-        udpcat_path(),
-        "listen",
-        "-f",
-        "pcap",
-        "127.0.0.1:0",
-    ]);
-    let out = cmd.output().expect("python3");
+    let out = under_pty(&["listen", "-f", "pcap", "127.0.0.1:0"])
+        .output()
+        .expect("python3");
     assert_eq!(
         out.status.code(),
         Some(1),

@@ -1,8 +1,6 @@
 //! `listen` output formats: text, `-0`, raw, hex, json, `-s`, whole large datagrams, the
 //! non-UTF-8 warning in a pipe and escaping on a terminal.
 
-use std::process::Command;
-
 use crate::util::*;
 
 /// Start `udpcat listen ARGS 127.0.0.1:0`, send `msgs` from one socket, finish.
@@ -187,18 +185,6 @@ fn non_utf8_into_a_pipe_passes_unchanged_with_one_warning() {
     );
 }
 
-fn unhex(s: &[u8]) -> Result<Vec<u8>, String> {
-    let s = std::str::from_utf8(s).map_err(|e| e.to_string())?.trim();
-    (0..s.len())
-        .step_by(2)
-        .map(|i| {
-            s.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("bad hex from the pty helper: {s:?}"))
-        })
-        .collect()
-}
-
 #[test]
 fn terminal_output_escapes_what_could_drive_the_terminal() {
     let msgs: [&[u8]; 10] = [
@@ -228,19 +214,7 @@ fn terminal_output_escapes_what_could_drive_the_terminal() {
     .concat()
     .into_bytes();
     let count = msgs.len().to_string();
-    let mut cmd = Command::new("python3");
-    cmd.args([
-        "-c",
-        PTY_SCRIPT,
-        "raw",
-        udpcat_path(),
-        "listen",
-        "-c",
-        &count,
-        "127.0.0.1:0",
-    ]);
-    cmd.env_remove("RUST_LOG");
-    let l = spawn_listen_cmd(cmd, 1);
+    let l = spawn_listen_cmd(under_pty(&["listen", "-c", &count, "127.0.0.1:0"]), 1);
     let s = udp4();
     for m in msgs {
         send_to(&s, m, l.addr());
@@ -249,7 +223,7 @@ fn terminal_output_escapes_what_could_drive_the_terminal() {
     l.finish().check(
         0,
         with(move |out| {
-            let got = unhex(out)?;
+            let got = pty_bytes(out)?;
             // A trailing CR LF is a line end: shown as CR LF or as LF, never as `\x0d`.
             let crlf_kept = String::from_utf8_lossy(&want)
                 .replace("crlf line\n", "crlf line\r\n")

@@ -288,12 +288,7 @@ fn both_directions_are_printed_with_their_direction() {
     let relay = l.addr();
     let run = l.finish();
     assert_eq!(run.code(), 0, "{}", show(&run.stderr));
-    let records: Vec<serde_json::Value> = run
-        .stdout
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).expect("json"))
-        .collect();
+    let records = json_lines(&run.stdout);
     assert_eq!(records.len(), 2, "{}", show(&run.stdout));
     assert_eq!(records[0]["dir"], "forward");
     assert_eq!(records[0]["from"], me.to_string());

@@ -167,6 +167,18 @@ impl Terminal {
     }
 
     /// Reads what reaches the terminal until the screen satisfies `ready`.
+    /// Waits for listen's readiness line on the screen; the address it names.
+    fn listening_addr(&mut self) -> SocketAddr {
+        self.wait_for("the readiness line", |s| {
+            s.lines().iter().any(|l| l.starts_with("listening on "))
+        });
+        self.screen
+            .lines()
+            .iter()
+            .find_map(|l| l.strip_prefix("listening on ")?.parse().ok())
+            .expect("a readiness line with an address")
+    }
+
     fn wait_for(&mut self, what: &str, ready: impl Fn(&Screen) -> bool) {
         let deadline = Instant::now() + RECV_SAFETY;
         while !ready(&self.screen) {
@@ -234,15 +246,7 @@ fn listen_progress_is_one_live_line_rewritten_in_place_and_erased_at_exit() {
         "-",
         &["listen", "--progress", "--stats", "-c", "3", "127.0.0.1:0"],
     );
-    t.wait_for("the readiness line", |s| {
-        s.lines().iter().any(|l| l.starts_with("listening on "))
-    });
-    let addr: SocketAddr = t
-        .screen
-        .lines()
-        .iter()
-        .find_map(|l| l.strip_prefix("listening on ")?.parse().ok())
-        .expect("a readiness line with an address");
+    let addr = t.listening_addr();
     let peer = udp4();
     send_to(&peer, b"one", addr);
     t.wait_for(
@@ -440,15 +444,7 @@ fn listen_progress_gives_way_to_a_warning_and_is_erased_at_exit() {
         "-",
         &["listen", "--progress", "-c", "3", "127.0.0.1:0"],
     );
-    t.wait_for("the readiness line", |s| {
-        s.lines().iter().any(|l| l.starts_with("listening on "))
-    });
-    let addr: SocketAddr = t
-        .screen
-        .lines()
-        .iter()
-        .find_map(|l| l.strip_prefix("listening on ")?.parse().ok())
-        .expect("a readiness line with an address");
+    let addr = t.listening_addr();
     let peer = udp4();
     send_to(&peer, b"one", addr);
     t.wait_for(

@@ -319,12 +319,7 @@ fn records_carry_arrival_time_and_come_in_arrival_order() {
     l.p.signal(Signal::SIGCONT);
     let run = l.finish();
     assert_eq!(run.code(), 0, "{}", show(&run.stderr));
-    let records: Vec<serde_json::Value> = run
-        .stdout
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).expect("json line"))
-        .collect();
+    let records = json_lines(&run.stdout);
     let texts: Vec<&str> = records
         .iter()
         .map(|r| r["text"].as_str().unwrap_or("?"))
@@ -433,29 +428,14 @@ fn options_that_do_nothing_are_usage_errors_naming_both() {
 /// With -s on a terminal, a payload cannot print a line that looks like another record.
 #[test]
 fn with_source_on_a_terminal_a_payload_cannot_forge_a_record() {
-    let mut cmd = Command::new("python3");
-    cmd.args([
-        "-c",
-        PTY_SCRIPT,
-        "raw",
-        udpcat_path(),
-        "listen",
-        "-s",
-        "-c",
-        "1",
-        "127.0.0.1:0",
-    ]);
-    cmd.env_remove("RUST_LOG");
-    let l = spawn_listen_cmd(cmd, 1);
+    let l = spawn_listen_cmd(under_pty(&["listen", "-s", "-c", "1", "127.0.0.1:0"]), 1);
     let s = udp4();
     send_to(&s, b"a\nfake 1.2.3.4:5\tX\n", l.addr());
     let from = local(&s);
     let run = l.finish();
     assert_eq!(run.code(), 0, "{}", show(&run.stderr));
     let hex = String::from_utf8_lossy(&run.stdout).into_owned();
-    let shown = data_encoding::HEXLOWER
-        .decode(hex.trim().as_bytes())
-        .unwrap_or_else(|e| panic!("pty script output is not hex: {e}"));
+    let shown = pty_bytes(hex.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
     let shown = String::from_utf8_lossy(&shown).replace("\r\n", "\n");
     assert_eq!(shown, format!("{from}\ta\\nfake 1.2.3.4:5\tX\n"));
 }

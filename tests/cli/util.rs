@@ -785,3 +785,38 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
         std::thread::yield_now();
     }
 }
+
+/// `udpcat ARGS` with stdout on a raw pseudo-terminal ([`PTY_SCRIPT`]): its stdout comes
+/// back as hex (decode it with [`pty_bytes`]), its stderr as usual.
+pub fn under_pty(args: &[&str]) -> Command {
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", PTY_SCRIPT, "raw", udpcat_path()])
+        .args(args);
+    cmd.env_remove("RUST_LOG");
+    cmd
+}
+
+/// What reached the pseudo-terminal, from [`PTY_SCRIPT`]'s hex.
+pub fn pty_bytes(hex: &[u8]) -> Result<Vec<u8>, String> {
+    let s = std::str::from_utf8(hex).map_err(|e| e.to_string())?.trim();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            s.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("bad hex from the pty helper: {s:?}"))
+        })
+        .collect()
+}
+
+/// The json records of `listen -f json` output, one per line.
+#[track_caller]
+pub fn json_lines(out: &[u8]) -> Vec<serde_json::Value> {
+    out.split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            serde_json::from_slice(l)
+                .unwrap_or_else(|e| panic!("not a json line ({e}): {}", show(l)))
+        })
+        .collect()
+}

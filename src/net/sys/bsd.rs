@@ -4,9 +4,8 @@
 //! drop counter: `--stats` says `unknown`.
 
 use std::io::{self, IoSlice, IoSliceMut};
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
 use nix::sys::socket::{
@@ -15,7 +14,6 @@ use nix::sys::socket::{
 };
 use socket2::Socket;
 
-use super::unix::to_socket_addr;
 use crate::net::{AsSocket, DATAGRAM_BUFFER, DatagramSocket, Interface, Meta};
 
 #[cfg(target_vendor = "apple")]
@@ -125,19 +123,7 @@ pub fn recv_batch(
             Err(_) if i > 0 => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        let from = msg
-            .address
-            .as_ref()
-            .and_then(to_socket_addr)
-            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-        let mut m = Meta::new(msg.bytes, from);
-        m.truncated = msg.flags.contains(MsgFlags::MSG_TRUNC);
-        if let Ok(cmsgs) = msg.cmsgs() {
-            for c in cmsgs {
-                apply(c, &mut m);
-            }
-        }
-        meta.push(m);
+        meta.push(super::unix::meta_of(&msg, apply));
     }
     Ok(())
 }
@@ -160,16 +146,14 @@ fn apply(c: ControlMessageOwned, meta: &mut Meta) {
             meta.to = Some(ip);
             meta.reply_from = Some(ip);
         }
-        ControlMessageOwned::Ipv6PacketInfo(info) => {
-            let ip = IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr));
-            meta.to.get_or_insert(ip);
-            meta.reply_from.get_or_insert(ip);
-        }
+        ControlMessageOwned::Ipv6PacketInfo(info) => super::unix::apply_v6_pktinfo(info, meta),
         ControlMessageOwned::ScmTimestamp(tv) => {
-            meta.at = u64::try_from(tv.tv_sec()).ok().map(|secs| {
-                let micros = u32::try_from(tv.tv_usec()).unwrap_or(0);
-                SystemTime::UNIX_EPOCH + Duration::new(secs, micros.min(999_999) * 1000)
-            });
+            use nix::sys::time::TimeValLike;
+            let micros = tv.num_microseconds();
+            meta.at = super::unix::stamp(
+                micros.div_euclid(1_000_000),
+                micros.rem_euclid(1_000_000) * 1000,
+            );
         }
         _ => {}
     }

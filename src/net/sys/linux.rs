@@ -4,9 +4,8 @@
 //! SO_BINDTODEVICE for `send --interface`.
 
 use std::io::{self, IoSlice, IoSliceMut};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
 use nix::sys::socket::{
@@ -15,7 +14,6 @@ use nix::sys::socket::{
 };
 use socket2::Socket;
 
-use super::unix::to_socket_addr;
 use crate::net::{AsSocket, BATCH, DATAGRAM_BUFFER, DatagramSocket, Interface, Meta};
 
 pub const SYSTEM: &str = "Linux";
@@ -128,21 +126,7 @@ pub fn recv_batch(
         Err(Errno::EAGAIN | Errno::EINTR) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
-    for msg in results {
-        let from = msg
-            .address
-            .as_ref()
-            .and_then(to_socket_addr)
-            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-        let mut m = Meta::new(msg.bytes, from);
-        m.truncated = msg.flags.contains(MsgFlags::MSG_TRUNC);
-        if let Ok(cmsgs) = msg.cmsgs() {
-            for c in cmsgs {
-                apply(c, &mut m);
-            }
-        }
-        meta.push(m);
-    }
+    meta.extend(results.map(|msg| super::unix::meta_of(&msg, apply)));
     Ok(())
 }
 
@@ -153,18 +137,10 @@ fn apply(c: ControlMessageOwned, meta: &mut Meta) {
             meta.to = Some(v4(info.ipi_addr));
             meta.reply_from = Some(v4(info.ipi_spec_dst));
         }
-        ControlMessageOwned::Ipv6PacketInfo(info) => {
-            let ip = IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr));
-            // IP_PKTINFO, when it came too, says more for IPv4 datagrams.
-            meta.to.get_or_insert(ip);
-            meta.reply_from.get_or_insert(ip);
-        }
+        ControlMessageOwned::Ipv6PacketInfo(info) => super::unix::apply_v6_pktinfo(info, meta),
         ControlMessageOwned::RxqOvfl(n) => meta.drops = Some(n),
         ControlMessageOwned::ScmTimestampns(ts) => {
-            meta.at = u64::try_from(ts.tv_sec()).ok().map(|secs| {
-                let nanos = u32::try_from(ts.tv_nsec()).unwrap_or(0);
-                SystemTime::UNIX_EPOCH + Duration::new(secs, nanos.min(999_999_999))
-            });
+            meta.at = super::unix::stamp(ts.tv_sec(), ts.tv_nsec());
         }
         _ => {}
     }

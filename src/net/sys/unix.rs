@@ -83,6 +83,42 @@ pub(super) fn to_socket_addr(s: &SockaddrStorage) -> Option<SocketAddr> {
         .map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
 }
 
+/// The metadata of one received message: its sender, size and truncation, and what its
+/// control messages say (`apply`: the system's own reading of them).
+pub(super) fn meta_of(
+    msg: &nix::sys::socket::RecvMsg<'_, '_, SockaddrStorage>,
+    apply: fn(nix::sys::socket::ControlMessageOwned, &mut Meta),
+) -> Meta {
+    let from = msg
+        .address
+        .as_ref()
+        .and_then(to_socket_addr)
+        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+    let mut m = Meta::new(msg.bytes, from);
+    m.truncated = msg.flags.contains(MsgFlags::MSG_TRUNC);
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            apply(c, &mut m);
+        }
+    }
+    m
+}
+
+/// IPV6_PKTINFO, the same everywhere: where the datagram was sent (IP_PKTINFO, when it came
+/// too, says more for IPv4 datagrams on a dual-stack socket).
+pub(super) fn apply_v6_pktinfo(info: nix::libc::in6_pktinfo, meta: &mut Meta) {
+    let ip = IpAddr::V6(std::net::Ipv6Addr::from(info.ipi6_addr.s6_addr));
+    meta.to.get_or_insert(ip);
+    meta.reply_from.get_or_insert(ip);
+}
+
+/// A kernel receive timestamp (seconds and nanoseconds since 1970) as a time.
+pub(super) fn stamp(secs: i64, nanos: i64) -> Option<std::time::SystemTime> {
+    let secs = u64::try_from(secs).ok()?;
+    let nanos = u32::try_from(nanos).unwrap_or(0).min(999_999_999);
+    Some(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::new(secs, nanos))
+}
+
 /// Whether a datagram is waiting on `socket`, without taking it: a zero-length peek.
 pub fn has_pending(socket: &impl AsSocket) -> bool {
     let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
