@@ -547,7 +547,7 @@ fn receive<W: Write>(
         .collect();
     let mut got = vec![0usize; listeners.len()];
     let mut next = vec![0usize; listeners.len()];
-    let json = printer.needs_time();
+    let needs_time = cfg.output.needs_time();
     let eager_flush = !net::is_dev_null();
     let mut last_datagram = Instant::now();
     loop {
@@ -580,7 +580,7 @@ fn receive<W: Write>(
             }
             let read_at = Instant::now();
             // Datagrams the kernel did not stamp show when udpcat read them.
-            let read_time = if json {
+            let read_time = if needs_time {
                 SystemTime::now()
             } else {
                 SystemTime::UNIX_EPOCH

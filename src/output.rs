@@ -106,6 +106,7 @@ pub struct Printer {
     /// Formatting an address or a timestamp costs more than writing a short payload, and
     /// consecutive datagrams usually share them: keep the last of each, rendered.
     from: Rendered<Addr>,
+    to: Rendered<Addr>,
     /// The addresses addresses as json strings (escaped; `null` for a nameless sender).
     from_json: Rendered<Addr>,
     to_json: Rendered<Addr>,
@@ -172,14 +173,11 @@ impl Printer {
             scratch: Vec::new(),
             warned_not_utf8: false,
             from: Rendered::new(),
+            to: Rendered::new(),
             from_json: Rendered::new(),
             to_json: Rendered::new(),
             ts: Rendered::new(),
         }
-    }
-
-    pub fn options(&self) -> Options {
-        self.opts
     }
 
     pub fn write<W: Write>(&mut self, out: &mut W, d: &Datagram<'_>) -> io::Result<()> {
@@ -220,14 +218,11 @@ impl Printer {
             }
             Format::Json => self.write_json(out, d),
             Format::Dump => {
+                // The addresses as the other formats render them, kept while they repeat.
+                let from = self.from.get(d.from, render_addr);
+                let to = self.to.get(d.to, render_addr);
                 self.scratch.clear();
-                dump::dump_record(
-                    &mut self.scratch,
-                    d.at,
-                    &d.from.to_string(),
-                    &d.to.to_string(),
-                    d.payload,
-                );
+                dump::dump_record(&mut self.scratch, d.at, from, to, d.payload);
                 out.write_all(&self.scratch)
             }
             Format::Pcap => {
@@ -248,11 +243,6 @@ impl Printer {
             out.write_all(&pcap::pcap_header())?;
         }
         Ok(())
-    }
-
-    /// Whether records need each datagram's arrival time.
-    pub fn needs_time(&self) -> bool {
-        self.opts.needs_time()
     }
 
     /// `-T` and `-s` before a text or hex record.

@@ -472,9 +472,8 @@ impl Session<'_> {
                 None => Box::new(io::stdin().lock()),
             };
             let sent_before = |s: &Self| plural(s.stats.sent, "datagram");
-            let mut reader =
-                crate::replay::Reader::new(io::BufReader::with_capacity(64 * 1024, input))
-                    .map_err(|e| anyhow!("--replay {name}: {e}; {} sent", sent_before(self)))?;
+            let mut reader = crate::replay::Reader::new(input)
+                .map_err(|e| anyhow!("--replay {name}: {e}; {} sent", sent_before(self)))?;
             let start = Instant::now();
             let mut first: Option<SystemTime> = None;
             let mut other_port = 0u64;
@@ -511,9 +510,10 @@ impl Session<'_> {
             }
             let c = reader.counts();
             tracing::info!(
-                "--replay {name}: {} of {} packets were UDP datagrams sent; skipped: {} not UDP, \
+                "--replay {name} ({}): {} of {} packets were UDP datagrams sent; skipped: {} not UDP, \
                  {} of other link types, {} cut short in the capture, {} malformed, {} \
                  incomplete fragments, {other_port} to other ports",
+                reader.format(),
                 c.datagrams - other_port,
                 c.packets,
                 c.not_udp,

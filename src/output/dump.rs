@@ -3,6 +3,7 @@
 //! folded into `*` as hexdump does), without hexdump's final offset-only line, then a blank
 //! line. Only printable ASCII is ever written, so it is safe on any terminal.
 
+use std::io::Write;
 use std::time::SystemTime;
 
 /// Appends one datagram's record to `out`:
@@ -15,17 +16,21 @@ use std::time::SystemTime;
 ///
 /// `from` and `to` are shown as given (`Addr`'s display, say), with every byte outside
 /// printable ASCII (a Unix socket's path can hold anything) written as `\xNN`. An empty payload has no hexdump lines.
-pub fn dump_record(out: &mut Vec<u8>, at: SystemTime, from: &str, to: &str, payload: &[u8]) {
+pub fn dump_record(
+    out: &mut Vec<u8>,
+    at: SystemTime,
+    from: impl AsRef<[u8]>,
+    to: impl AsRef<[u8]>,
+    payload: &[u8],
+) {
     // humantime panics on times before 1970; a clock set that far back shows as the epoch.
     let at = at.max(SystemTime::UNIX_EPOCH);
-    out.extend_from_slice(humantime::format_rfc3339_micros(at).to_string().as_bytes());
-    out.push(b' ');
-    printable(out, from);
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{} ", humantime::format_rfc3339_micros(at));
+    printable(out, from.as_ref());
     out.extend_from_slice(b" > ");
-    printable(out, to);
-    out.extend_from_slice(b" len ");
-    out.extend_from_slice(payload.len().to_string().as_bytes());
-    out.push(b'\n');
+    printable(out, to.as_ref());
+    let _ = writeln!(out, " len {}", payload.len());
     hexdump_c(out, payload);
     out.push(b'\n');
 }
@@ -76,11 +81,13 @@ pub fn hexdump_c(out: &mut Vec<u8>, data: &[u8]) {
 
 /// `text` with every byte outside printable ASCII as `\xNN`. (Addresses arrive already
 /// escaped the way udpcat shows them everywhere, so a backslash is left as it is.)
-fn printable(out: &mut Vec<u8>, text: &str) {
-    for &b in text.as_bytes() {
+fn printable(out: &mut Vec<u8>, text: &[u8]) {
+    for &b in text {
         match b {
             0x20..0x7f => out.push(b),
-            _ => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
         }
     }
 }

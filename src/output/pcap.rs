@@ -21,10 +21,7 @@ pub const SNAPLEN: u32 = 262_144;
 /// Hop limit of the synthesized IP headers (the real one is not known at the receiver).
 const TTL: u8 = 64;
 
-/// The largest UDP payload one IPv4 packet carries: 65,535 - 20 (IP) - 8 (UDP).
-pub const MAX_PAYLOAD_V4: usize = 65_507;
-/// The largest UDP payload one IPv6 packet carries without a jumbogram: 65,535 - 8 (UDP).
-pub const MAX_PAYLOAD_V6: usize = 65_527;
+pub use crate::framing::{MAX_PAYLOAD_V4, MAX_PAYLOAD_V6};
 
 /// The 24-byte file header: version 2.4, nanosecond magic, snaplen [`SNAPLEN`], link type RAW.
 pub fn pcap_header() -> [u8; 24] {
@@ -58,7 +55,10 @@ pub fn pcap_record(
     to: SocketAddr,
     payload: &[u8],
 ) {
-    let (src, dst) = (unmap(from.ip()), unmap(to.ip()));
+    let (src, dst) = (
+        crate::addr::canonical(from).ip(),
+        crate::addr::canonical(to).ip(),
+    );
     let builder = match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => PacketBuilder::ipv4(s.octets(), d.octets(), TTL),
         (s, d) => PacketBuilder::ipv6(v6(s), v6(d), TTL),
@@ -89,14 +89,6 @@ pub fn pcap_record(
     if builder.write_to_vec(out, kept).is_err() {
         // Cannot happen with the payload cut to fit; never leave half a record.
         out.truncate(start);
-    }
-}
-
-/// An IPv4-mapped IPv6 address as the IPv4 address it is.
-fn unmap(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
     }
 }
 
