@@ -284,6 +284,14 @@ struct Stats {
     rtt: RoundTrips,
 }
 
+/// --replay's datagrams that are due and not sent yet: their payloads end to end, and where
+/// each one is.
+#[derive(Default)]
+struct Due {
+    payloads: Vec<u8>,
+    ranges: Vec<Range<usize>>,
+}
+
 struct Session<'a> {
     cfg: &'a Config,
     signals: &'a Signals,
@@ -464,12 +472,22 @@ impl Session<'_> {
             output::escape_message(p.as_os_str().as_encoded_bytes())
         });
         for _ in 0..replay.loops {
-            let input: Box<dyn io::Read> = match &replay.path {
-                Some(p) => Box::new(
-                    std::fs::File::open(p)
-                        .with_context(|| format!("cannot open --replay {name}"))?,
-                ),
-                None => Box::new(io::stdin().lock()),
+            // A regular file's datagrams are all there to read: those due go out together.
+            // From a pipe (a live `tcpdump -w -`), each goes out as soon as it is read.
+            let (input, batch): (Box<dyn io::Read>, usize) = match &replay.path {
+                Some(p) => {
+                    let file = std::fs::File::open(p)
+                        .with_context(|| format!("cannot open --replay {name}"))?;
+                    let regular = file.metadata().is_ok_and(|m| m.is_file());
+                    (Box::new(file), if regular { net::BATCH } else { 1 })
+                }
+                None => {
+                    let regular = net::stdin_size().is_some();
+                    (
+                        Box::new(io::stdin().lock()),
+                        if regular { net::BATCH } else { 1 },
+                    )
+                }
             };
             let sent_before = |s: &Self| plural(s.stats.sent, "datagram");
             let mut reader = crate::replay::Reader::new(input)
@@ -477,11 +495,15 @@ impl Session<'_> {
             let start = Instant::now();
             let mut first: Option<SystemTime> = None;
             let mut other_port = 0u64;
+            // Datagrams already due, sent together (one system call for `batch` where the
+            // system has one); flushed before any wait and before any error is reported.
+            let mut due = Due::default();
             loop {
                 let d = match reader.next_datagram() {
                     Ok(Some(d)) => d,
                     Ok(None) => break,
                     Err(e) => {
+                        self.send_due(&mut due)?;
                         return Err(anyhow!("--replay {name}: {e}; {} sent", sent_before(self)));
                     }
                 };
@@ -492,6 +514,7 @@ impl Session<'_> {
                     continue;
                 }
                 if d.payload.len() > self.cfg.max {
+                    self.send_due(&mut due)?;
                     return Err(anyhow!(
                         "--replay {name}: packet {}: {}, more than one datagram to {} can carry ({}); {} sent",
                         d.index,
@@ -504,10 +527,20 @@ impl Session<'_> {
                 if let Some(speed) = replay.speed.filter(|s| s.is_finite()) {
                     let t0 = *first.get_or_insert(d.time);
                     let offset = d.time.duration_since(t0).unwrap_or_default();
-                    self.wait_until(start + offset.div_f64(speed))?;
+                    let at = start + offset.div_f64(speed);
+                    if at > Instant::now() {
+                        self.send_due(&mut due)?;
+                        self.wait_until(at)?;
+                    }
                 }
-                self.send_record(&d.payload)?;
+                let from = due.payloads.len();
+                due.payloads.extend_from_slice(&d.payload);
+                due.ranges.push(from..due.payloads.len());
+                if due.ranges.len() >= batch {
+                    self.send_due(&mut due)?;
+                }
             }
+            self.send_due(&mut due)?;
             let c = reader.counts();
             tracing::info!(
                 "--replay {name} ({}): {} of {} packets were UDP datagrams sent; skipped: {} not UDP, \
@@ -523,6 +556,14 @@ impl Session<'_> {
                 c.incomplete
             );
         }
+        Ok(())
+    }
+
+    /// Sends --replay's datagrams that are due, and empties `due` for the next ones.
+    fn send_due(&mut self, due: &mut Due) -> Result<()> {
+        self.send_records(&due.payloads, &due.ranges)?;
+        due.payloads.clear();
+        due.ranges.clear();
         Ok(())
     }
 

@@ -868,6 +868,34 @@ fn replay_keeps_the_captured_timing() {
     }
 }
 
+/// `--replay -` from a pipe (a live `tcpdump -w -`): each datagram goes out as soon as it
+/// is read, not held back to be sent with the ones after it.
+#[test]
+fn replay_from_a_pipe_sends_each_datagram_as_it_is_read() {
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let from: SocketAddr = "192.0.2.1:5000".parse().unwrap();
+    let to: SocketAddr = "192.0.2.2:9000".parse().unwrap();
+    let sink = sink4();
+    let mut p = Proc::spawn(udpcat(&[
+        "send",
+        "--replay",
+        "-",
+        "--speed",
+        "max",
+        &sink.addr(),
+    ]));
+    p.write_stdin(&udpcat::output::pcap::pcap_header());
+    for i in 0..3 {
+        let payload = format!("live {i}");
+        let mut record = Vec::new();
+        udpcat::output::pcap::pcap_record(&mut record, t0, from, to, payload.as_bytes());
+        p.write_stdin(&record);
+        // Received while the pipe is still open and udpcat waits for the next packet.
+        assert_eq!(recv(&sink.0).0, payload.as_bytes());
+    }
+    p.finish().check(0, Expect::Empty, Expect::Empty);
+}
+
 /// --replay-port keeps one port, --loop repeats, json lines replay byte for byte, and a
 /// damaged capture stops naming the packet after sending every datagram before it.
 #[test]
