@@ -116,29 +116,14 @@ pub fn finish_record(raw: &mut [u8], encoding: Encoding, max: usize) -> Result<u
 /// Decodes hex text in place (each byte needs two digits; ASCII whitespace and ':' may sit
 /// between bytes). Output is never longer than input, so it fits in the front of `buf`.
 pub fn decode_hex_in_place(buf: &mut [u8]) -> Result<usize, String> {
-    let (mut read, mut write) = (0, 0);
-    while read < buf.len() {
-        let c = buf[read];
-        if is_hex_separator(c) {
-            read += 1;
-            continue;
-        }
-        let hi = hex_value(c).ok_or_else(|| not_hex(c, read as u64))?;
-        let Some(&c2) = buf.get(read + 1) else {
-            return Err(ODD_HEX.into());
-        };
-        let lo = hex_value(c2).ok_or_else(|| {
-            if is_hex_separator(c2) {
-                lone_hex(read as u64)
-            } else {
-                not_hex(c2, read as u64 + 1)
-            }
-        })?;
-        buf[write] = hi << 4 | lo;
-        write += 1;
-        read += 2;
+    // A whole record is a `Long` one decoded in one go, with room for all of it.
+    let mut hex = Long::default();
+    let all = 0..buf.len();
+    hex.decode_hex(buf, all, 0, buf.len())?;
+    if hex.hi.is_some() {
+        return Err(ODD_HEX.into());
     }
-    Ok(write)
+    Ok(hex.len as usize)
 }
 
 fn is_hex_separator(c: u8) -> bool {
@@ -154,8 +139,7 @@ fn hex_value(c: u8) -> Option<u8> {
     }
 }
 
-/// The complaints about hex text, shared by `decode_hex_in_place` and `Long`, so a record
-/// gets the same words whichever way it was decoded. `at` is 0-based in the record.
+/// The complaints about hex text. `at` is 0-based in the record.
 const ODD_HEX: &str = "odd number of hex digits (each byte needs two)";
 
 fn not_hex(c: u8, at: u64) -> String {
@@ -239,7 +223,8 @@ impl Long {
     /// Decodes the record's next raw bytes `buf[raw]`, writing each payload byte to
     /// `buf[start + len]` while the payload still fits `max`. Writing never overtakes
     /// reading: the kept bytes end where `raw` starts, and each byte written took two read.
-    /// Fails with the words and column `decode_hex_in_place` would give the whole record.
+    /// Fails naming the first bad character and its column in the record. A digit still
+    /// waiting for its pair at the end is left in `hi` (odd only if the record ends there).
     fn decode_hex(
         &mut self,
         buf: &mut [u8],

@@ -32,14 +32,6 @@ pub fn set_recv_buffer(socket: &Socket, size: usize) -> usize {
     socket.recv_buffer_size().unwrap_or(0)
 }
 
-/// The system has no IPv6 (or no ::1): binding it fails this way.
-pub fn is_no_ipv6(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(nix::libc::EADDRNOTAVAIL | nix::libc::EAFNOSUPPORT)
-    )
-}
-
 /// The address each datagram was sent to: IP_PKTINFO on macOS, IP_RECVDSTADDR on FreeBSD;
 /// IPV6_RECVPKTINFO on both.
 pub fn enable_packet_info(socket: &Socket, v6: bool) -> io::Result<()> {

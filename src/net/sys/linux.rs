@@ -35,14 +35,6 @@ pub fn set_recv_buffer(socket: &Socket, size: usize) -> usize {
     socket.recv_buffer_size().unwrap_or(granted) / 2
 }
 
-/// The system has no IPv6 (or no ::1): binding it fails this way.
-pub fn is_no_ipv6(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(nix::libc::EADDRNOTAVAIL | nix::libc::EAFNOSUPPORT)
-    )
-}
-
 /// IP_PKTINFO (and IPV6_RECVPKTINFO): the address each datagram was sent to, and the one
 /// to answer from.
 pub fn enable_packet_info(socket: &Socket, v6: bool) -> io::Result<()> {

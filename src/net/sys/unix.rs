@@ -179,6 +179,14 @@ impl Write for Stdout {
     }
 }
 
+/// The system has no IPv6 (or no ::1): binding it fails this way.
+pub fn is_no_ipv6(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(nix::libc::EADDRNOTAVAIL | nix::libc::EAFNOSUPPORT)
+    )
+}
+
 /// How many bytes stdin has left to read when it is a regular file (its size from the
 /// current offset on); `None` for a pipe, terminal or socket, whose size nobody knows.
 pub fn stdin_size() -> Option<u64> {
