@@ -99,12 +99,12 @@ impl Histogram {
 /// Round trips measured so far.
 #[derive(Debug, Clone, Default)]
 pub struct RoundTrips {
-    count: u64,
     min: u64,
     max: u64,
     /// Running mean and sum of squared differences from it, in nanoseconds (Welford).
     mean: f64,
     m2: f64,
+    /// Every round trip (allocated with the first), which also counts them.
     histogram: Option<Histogram>,
 }
 
@@ -124,32 +124,30 @@ pub struct Summary {
 impl RoundTrips {
     pub fn record(&mut self, rtt: Duration) {
         let ns = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX);
-        if self.count == 0 {
+        let h = self.histogram.get_or_insert_with(Histogram::default);
+        if h.is_empty() {
             self.min = ns;
             self.max = ns;
         } else {
             self.min = self.min.min(ns);
             self.max = self.max.max(ns);
         }
-        self.count += 1;
+        h.record(ns);
         let x = ns as f64;
         let delta = x - self.mean;
-        self.mean += delta / self.count as f64;
+        self.mean += delta / h.len() as f64;
         self.m2 += delta * (x - self.mean);
-        self.histogram
-            .get_or_insert_with(Histogram::default)
-            .record(ns);
     }
 
     /// How many round trips were measured.
     pub fn count(&self) -> u64 {
-        self.count
+        self.histogram.as_ref().map_or(0, Histogram::len)
     }
 
     /// `None` before the first round trip. Percentiles are kept within [min, max], so a
     /// bucket's midpoint never shows a time outside what was measured.
     pub fn summary(&self) -> Option<Summary> {
-        let h = self.histogram.as_ref().filter(|_| self.count > 0)?;
+        let h = self.histogram.as_ref().filter(|h| !h.is_empty())?;
         let (min, max) = (self.min as f64, self.max as f64);
         let q = |permille| {
             h.quantile(permille)
@@ -159,7 +157,7 @@ impl RoundTrips {
             min,
             avg: self.mean,
             max,
-            mdev: (self.m2 / self.count as f64).max(0.0).sqrt(),
+            mdev: (self.m2 / h.len() as f64).max(0.0).sqrt(),
             p50: q(500),
             p90: q(900),
             p99: q(990),

@@ -37,8 +37,8 @@ pub enum Input {
 pub struct Replay {
     pub path: Option<PathBuf>,
     pub ports: Vec<u16>,
-    /// How many times as fast as captured; infinity for `max`; `None` with --rate (which
-    /// replaces the captured timing).
+    /// How many times as fast as captured; `None` for `--speed max` and with --rate (which
+    /// replaces the captured timing): the captured times are not waited for.
     pub speed: Option<f64>,
     pub loops: u64,
 }
@@ -167,11 +167,8 @@ impl Config {
             Input::Replay(Replay {
                 path: (!stdin_replay).then(|| path.clone()),
                 ports: args.replay_port.clone(),
-                speed: if args.rate.is_some() {
-                    None
-                } else {
-                    Some(args.speed.unwrap_or(1.0))
-                },
+                speed: Some(args.speed.unwrap_or(1.0))
+                    .filter(|s| s.is_finite() && args.rate.is_none()),
                 loops: args.loop_count.unwrap_or(1),
             })
         } else if args.message.is_empty() {
@@ -524,7 +521,7 @@ impl Session<'_> {
                         sent_before(self)
                     ));
                 }
-                if let Some(speed) = replay.speed.filter(|s| s.is_finite()) {
+                if let Some(speed) = replay.speed {
                     let t0 = *first.get_or_insert(d.time);
                     let offset = d.time.duration_since(t0).unwrap_or_default();
                     let at = start + offset.div_f64(speed);
