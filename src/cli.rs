@@ -455,10 +455,11 @@ pub struct SendArgs {
     pub stats: bool,
 
     /// While running, one live status line on stderr: datagrams, bytes, rate, and percent
-    /// and time left when stdin is a file
+    /// and time left when stdin or the --replay capture is a file
     ///
     /// Only when stderr is a terminal (into a pipe or file it does nothing); redrawn at most
-    /// ten times a second and erased at exit.
+    /// ten times a second and erased at exit. A capture's percent is of its bytes read
+    /// (the reader is up to 256 KiB ahead of what was sent; every --loop counts).
     #[arg(long)]
     pub progress: bool,
 }

@@ -2,11 +2,13 @@
 //! complete; --repeat, --rate, --reply round trips, --wait for stragglers, and the refusal
 //! ("port unreachable") check.
 
+use std::cell::Cell;
 use std::ffi::OsString;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, anyhow};
@@ -281,6 +283,21 @@ struct Stats {
     rtt: RoundTrips,
 }
 
+/// --replay's input, counting the bytes read for --progress (the capture reader reads a
+/// buffer ahead, up to 256 KiB: a fine measure of a large capture, a coarse one of a small).
+struct Counted<R> {
+    inner: R,
+    read: Rc<Cell<u64>>,
+}
+
+impl<R: io::Read> io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.set(self.read.get() + n as u64);
+        Ok(n)
+    }
+}
+
 /// --replay's datagrams that are due and not sent yet: their payloads end to end, and where
 /// each one is.
 #[derive(Default)]
@@ -316,6 +333,8 @@ struct Session<'a> {
     /// `send_record` sends ends (for --progress).
     input_base: u64,
     record_end: usize,
+    /// --replay: the bytes of the capture read so far, which --progress shows instead.
+    replay_read: Rc<Cell<u64>>,
 }
 
 pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
@@ -378,8 +397,17 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
     let progress = if cfg.progress {
         let size = match cfg.input {
             Input::Stdin(_) => net::stdin_size(),
-            // Percent of a capture would need its datagram count up front: not shown.
-            Input::Message(_) | Input::Replay(_) => None,
+            // A capture's percent is of its bytes read (every --loop reads it again).
+            Input::Replay(Replay {
+                path: Some(ref p),
+                loops,
+                ..
+            }) => std::fs::metadata(p)
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len().saturating_mul(loops)),
+            Input::Replay(Replay { path: None, .. }) => net::stdin_size(),
+            Input::Message(_) => None,
         };
         Progress::start(progress::Kind::Send { size })
     } else {
@@ -404,6 +432,7 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
         progress,
         input_base: 0,
         record_end: 0,
+        replay_read: Rc::default(),
     };
     // pcap's file header: replies, if any, follow it.
     s.printer.begin(&mut s.out).context("writing to stdout")?;
@@ -470,8 +499,9 @@ impl Session<'_> {
         });
         for _ in 0..replay.loops {
             // A regular file's datagrams are all there to read: those due go out together.
-            // From a pipe (a live `tcpdump -w -`), each goes out as soon as it is read.
-            let (input, batch): (Box<dyn io::Read>, usize) = match &replay.path {
+            // From a pipe (a live `tcpdump -w -`), each goes out as soon as it is read; with
+            // --reply, each waits for its answer anyway, so none is read ahead of its turn.
+            let (file, batch): (Box<dyn io::Read>, usize) = match &replay.path {
                 Some(p) => {
                     let file = std::fs::File::open(p)
                         .with_context(|| format!("cannot open --replay {name}"))?;
@@ -485,6 +515,10 @@ impl Session<'_> {
                         if regular { net::BATCH } else { 1 },
                     )
                 }
+            };
+            let input = Counted {
+                inner: file,
+                read: Rc::clone(&self.replay_read),
             };
             let sent_before = |s: &Self| plural(s.stats.sent, "datagram");
             let mut reader = crate::replay::Reader::new(input)
@@ -533,7 +567,7 @@ impl Session<'_> {
                 let from = due.payloads.len();
                 due.payloads.extend_from_slice(&d.payload);
                 due.ranges.push(from..due.payloads.len());
-                if due.ranges.len() >= batch {
+                if due.ranges.len() >= batch || self.cfg.reply {
                     self.send_due(&mut due)?;
                 }
             }
@@ -668,7 +702,11 @@ impl Session<'_> {
     fn input_sent(&self, end: usize) {
         if let Some(p) = &self.progress {
             p.counts(self.stats.sent, self.stats.bytes);
-            p.input(self.input_base + end as u64);
+            p.input(if matches!(self.cfg.input, Input::Replay(_)) {
+                self.replay_read.get()
+            } else {
+                self.input_base + end as u64
+            });
         }
     }
 

@@ -475,3 +475,69 @@ fn listen_progress_gives_way_to_a_warning_and_is_erased_at_exit() {
         t.screen.show()
     );
 }
+
+/// `send --replay FILE --progress`: the percent is of the capture's bytes read, rising with
+/// each datagram to 100% at the last, with the time left beside it until then.
+#[test]
+fn send_progress_shows_percent_of_a_capture() {
+    use std::time::{Duration, SystemTime};
+    let dir = scratch_dir("progress-replay");
+    let file = dir.join("ten.pcap");
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let (from, to) = (
+        "192.0.2.1:5000".parse().unwrap(),
+        "192.0.2.2:9000".parse().unwrap(),
+    );
+    let mut pcap = udpcat::output::pcap::pcap_header().to_vec();
+    for i in 0..10u8 {
+        udpcat::output::pcap::pcap_record(&mut pcap, t0, from, to, &[i; 60_000]);
+    }
+    std::fs::write(&file, &pcap).unwrap();
+    let peer = udp4();
+    let dest = local(&peer);
+    let mut t = Terminal::start(
+        "both",
+        "-",
+        &[
+            "send",
+            "--replay",
+            file.to_str().unwrap(),
+            "--progress",
+            "--reply",
+            "-t",
+            "10s",
+            &dest,
+        ],
+    );
+    // "sent 3 datagrams, 175.8 KiB (…/s), 43%, 1s left": the percent, and what follows.
+    let percent = |row: &str| -> Option<(u32, String)> {
+        let after = row.split("/s), ").nth(1)?;
+        let (n, rest) = after.split_once('%')?;
+        Some((n.parse().ok()?, rest.to_string()))
+    };
+    let mut seen = Vec::new();
+    for i in 0..10u8 {
+        let (got, reply_to) = recv(&peer);
+        assert_eq!(got, [i; 60_000], "datagram {i}");
+        let head = format!("sent {} datagram{}, ", i + 1, if i == 0 { "" } else { "s" });
+        t.wait_for(&format!("a line starting `{head}` with a percent"), |s| {
+            let rows = status_rows(s, "sent ");
+            rows.len() == 1 && rows[0].starts_with(&head) && percent(&rows[0]).is_some()
+        });
+        let row = status_rows(&t.screen, "sent ").remove(0);
+        seen.push(percent(&row).unwrap());
+        peer.send_to(format!("reply {i}").as_bytes(), reply_to)
+            .unwrap();
+    }
+    let status = t.finish();
+    assert_eq!(status, 0, "{}", t.screen.show());
+    let (first, first_rest) = &seen[0];
+    assert!(
+        (1..100).contains(first) && first_rest.contains("s left"),
+        "after the first datagram of ten, a share below 100% and the time left: {seen:?}"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0].0 <= w[1].0) && seen[9].0 == 100,
+        "the percent should rise to 100% at the last datagram: {seen:?}"
+    );
+}
