@@ -398,9 +398,10 @@ impl Sock {
         }
     }
 
-    /// A non-blocking socket connected to `dest` on an ephemeral port (or, for a Unix
-    /// destination, with no name: what it sends cannot be answered), for forward.
-    pub fn connected(dest: &Addr, timestamps: bool) -> io::Result<Sock> {
+    /// A non-blocking socket connected to `dest` on an ephemeral port, for forward. For a
+    /// Unix destination it has a name, so that DEST can answer: Linux autobind, elsewhere a
+    /// temporary file, removed with the returned [`Cleanup`].
+    pub fn connected(dest: &Addr, timestamps: bool) -> io::Result<(Sock, Option<Cleanup>)> {
         match dest {
             Addr::Ip(dest) => {
                 let socket = new_socket(dest)?;
@@ -415,13 +416,14 @@ impl Sock {
                 if timestamps {
                     enable_timestamps(&std);
                 }
-                Ok(Sock::Udp(mio::net::UdpSocket::from_std(std)))
+                Ok((Sock::Udp(mio::net::UdpSocket::from_std(std)), None))
             }
             #[cfg(unix)]
             Addr::Unix(u) => {
-                let (socket, _, _) = sys::unix_sender(u, None, false)?;
+                let (socket, _, file) = sys::unix_sender(u, None, true)?;
+                let file = file.map(Cleanup);
                 socket.set_nonblocking(true)?;
-                Ok(Sock::Unix(mio::net::UnixDatagram::from_std(socket)))
+                Ok((Sock::Unix(mio::net::UnixDatagram::from_std(socket)), file))
             }
             #[cfg(not(unix))]
             Addr::Unix(u) => Err(io::Error::new(
@@ -531,7 +533,7 @@ impl Link {
     }
 }
 
-/// A file that goes when this does: the socket file send made to be answerable.
+/// A file that goes when this does: the socket file send or forward made to be answerable.
 #[derive(Debug)]
 pub struct Cleanup(std::path::PathBuf);
 

@@ -41,6 +41,9 @@ type PeerKey = (usize, Addr);
 struct Peer {
     /// One socket per DEST, in `dests` order, with its token.
     upstream: Vec<(Sock, usize)>,
+    /// The files of its Unix upstream sockets (where the system has no autobind): removed
+    /// with the peer.
+    _files: Vec<net::Cleanup>,
     last_active: Instant,
     /// The address to answer from (where the peer's datagrams arrive).
     reply_from: Option<IpAddr>,
@@ -111,8 +114,8 @@ impl Forward {
     }
 
     /// A non-blocking socket on an ephemeral port, connected to `dest`, watched by the loop.
-    fn upstream(&mut self, dest: &Addr) -> io::Result<(Sock, usize)> {
-        let mut socket = Sock::connected(dest, self.cfg.timestamps)?;
+    fn upstream(&mut self, dest: &Addr) -> io::Result<(Sock, usize, Option<net::Cleanup>)> {
+        let (mut socket, file) = Sock::connected(dest, self.cfg.timestamps)?;
         let token = self.next_token;
         self.next_token += 1;
         match &mut socket {
@@ -124,7 +127,7 @@ impl Forward {
                 .registry
                 .register(s, Token(token), Interest::READABLE)?,
         }
-        Ok((socket, token))
+        Ok((socket, token, file))
     }
 
     fn deregister(&self, socket: &mut Sock) {
@@ -165,8 +168,9 @@ impl Forward {
                 }
             }
             let mut upstream = Vec::with_capacity(self.cfg.dests.len());
+            let mut files = Vec::new();
             for (i, dest) in self.cfg.dests.clone().iter().enumerate() {
-                let (socket, token) = match self.upstream(dest) {
+                let (socket, token, file) = match self.upstream(dest) {
                     Ok(u) => u,
                     Err(e) => {
                         for (mut s, t) in upstream {
@@ -178,6 +182,7 @@ impl Forward {
                 };
                 self.tokens.insert(token, (key.clone(), i));
                 upstream.push((socket, token));
+                files.extend(file);
             }
             self.peers_seen += 1;
             tracing::info!("{}: new peer, relaying to {:?}", d.peer, self.cfg.dests);
@@ -185,6 +190,7 @@ impl Forward {
                 key.clone(),
                 Peer {
                     upstream,
+                    _files: files,
                     last_active: Instant::now(),
                     reply_from: d.reply_from,
                     shown: d.peer.clone(),

@@ -357,14 +357,23 @@ fn run_ok_send(path: &Path) {
 }
 
 /// --forward from UDP into a local Unix socket (syslog over UDP into a /dev/log-style
-/// socket), and --exec on a Unix socket with the path in the environment.
+/// socket), whose answer comes back to the peer; and --exec on a Unix socket with the path
+/// in the environment.
 #[test]
 fn forward_into_a_unix_socket_and_exec_on_one() {
     let d = dir("roles");
     let (s, path) = sink(&d, "devlog.sock");
     let l = spawn_listen(&["-c", "1", "--forward", &unix(&path), "127.0.0.1:0"], 1);
-    send_to(&udp4(), b"<13>relayed", l.addr());
-    assert_eq!(recv_unix(&s).0, b"<13>relayed");
+    let peer = udp4();
+    peer.connect(l.addr()).unwrap();
+    peer.send(b"<13>relayed").unwrap();
+    let mut buf = [0u8; 64];
+    let (n, relay) = s.recv_from(&mut buf).expect("the relayed datagram");
+    assert_eq!(&buf[..n], b"<13>relayed");
+    // The relay's socket has a name, so DEST can answer it, and the answer reaches the peer.
+    s.send_to_addr(b"ack", &relay)
+        .expect("DEST answers the relay's socket");
+    assert_eq!(recv(&peer).0, b"ack");
     assert_eq!(l.finish().code(), 0);
 
     let epath = d.join("exec.sock");
