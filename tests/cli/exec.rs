@@ -200,7 +200,7 @@ fn signals_stop_running_commands() {
 fn allow_decides_who_runs_the_command() {
     let dir = scratch_dir("exec-allow");
     let marker = dir.join("ran");
-    let cmd = format!("touch {}; cat", marker.display());
+    let cmd = format!("echo \"$UDPCAT_PEER_ADDR\" >> {}; cat", marker.display());
     let l = spawn_listen(
         &[
             "-c",
@@ -225,9 +225,12 @@ fn allow_decides_who_runs_the_command() {
         drain(&stranger).is_empty(),
         "a refused sender got an answer"
     );
-    // The marker was made by the friend's command only; remove it and check the stranger's
-    // datagram ran nothing (there was one command: --count 1 ended after it).
-    assert!(marker.exists());
+    // Each command run wrote its sender: the friend's only, the stranger's datagram ran none.
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap_or_default(),
+        "127.0.0.2\n",
+        "the commands run, by sender"
+    );
 }
 
 #[test]
