@@ -186,6 +186,10 @@ fn a_refusing_dest_neither_delays_nor_loses_what_goes_to_the_others() {
         err.contains(&format!("send errors: {dead} ")) && !err.contains(&format!("{dead} 0")),
         "--stats counts the dead DEST's errors: {err}"
     );
+    assert!(
+        err.contains(" forwarded, 40 replies relayed back; 1 peer (0 expired, 0 evicted);"),
+        "--stats counts the replies relayed back and the one peer: {err}"
+    );
 }
 
 /// --forward-idle closes a quiet peer's sockets (said at -v, counted); its next datagram

@@ -64,6 +64,40 @@ fn listen_shows_named_and_nameless_senders_and_removes_its_socket() {
     assert!(!path.exists(), "listen removes its socket file at exit");
 }
 
+/// --echo cannot answer a sender whose socket has no name: one warning however many there
+/// are, counted in --stats; a named sender still gets its echo.
+#[test]
+fn echo_to_nameless_senders_warns_once_and_counts_them() {
+    let d = dir("echo-nameless");
+    let path = d.join("e.sock");
+    let mut p = Proc::spawn(udpcat(&[
+        "listen",
+        "--echo",
+        "--stats",
+        "-c",
+        "3",
+        &unix(&path),
+    ]));
+    p.read_stderr_line().expect("readiness line");
+    for m in [&b"one"[..], b"two"] {
+        UnixDatagram::unbound().unwrap().send_to(m, &path).unwrap();
+    }
+    let named = d.join("named.sock");
+    let c = UnixDatagram::bind(&named).unwrap();
+    c.set_read_timeout(Some(RECV_SAFETY)).unwrap();
+    c.send_to(b"three", &path).unwrap();
+    assert_eq!(recv_unix(&c).0, b"three");
+    let run = p.finish();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.code(), 0, "{err}");
+    assert_eq!(run.stdout, b"one\ntwo\nthree\n");
+    assert_eq!(err.matches("it cannot be echoed").count(), 1, "{err}");
+    assert!(
+        err.contains("; 2 datagrams from nameless senders not echoed"),
+        "{err}"
+    );
+}
+
 #[test]
 fn json_from_is_null_for_a_nameless_sender_and_to_is_the_socket() {
     let d = dir("json");
