@@ -415,6 +415,35 @@ fn options_that_do_nothing_are_usage_errors_naming_both() {
             vec!["listen", "-0", "-f", "json", "127.0.0.1:0"],
             ["--null", "json"],
         ),
+        (
+            vec!["listen", "-s", "-f", "pcap", "127.0.0.1:0"],
+            ["--source", "pcap"],
+        ),
+        (
+            vec!["listen", "-0", "-f", "pcap", "127.0.0.1:0"],
+            ["--null", "pcap"],
+        ),
+        // -T, and -s with dump, whose header line already has the time and the sender.
+        (
+            vec!["listen", "-T", "-f", "raw", "127.0.0.1:0"],
+            ["--timestamp", "raw"],
+        ),
+        (
+            vec!["listen", "-T", "-f", "json", "127.0.0.1:0"],
+            ["--timestamp", "json"],
+        ),
+        (
+            vec!["listen", "-T", "-f", "pcap", "127.0.0.1:0"],
+            ["--timestamp", "pcap"],
+        ),
+        (
+            vec!["listen", "-T", "-f", "dump", "127.0.0.1:0"],
+            ["--timestamp", "dump"],
+        ),
+        (
+            vec!["listen", "-s", "-f", "dump", "127.0.0.1:0"],
+            ["--source", "dump"],
+        ),
     ] {
         run(&args, b"").check(
             2,
