@@ -937,13 +937,77 @@ fn replay_ports_loops_json_and_damage() {
     );
     assert!(drain(&sink.0).is_empty(), "port 53 was not kept out");
 
+    // -v says what was skipped, --stats counts what went, and --rate replaces the captured
+    // timing (the packets share one time: only the rate spaces them).
+    let sink = sink4();
+    let to = sink.addr();
+    // Received as they arrive, while udpcat sends.
+    let taker = std::thread::spawn(move || sink.take(2));
+    run(
+        &[
+            "send",
+            "--replay",
+            file.to_str().unwrap(),
+            "--replay-port",
+            "9000",
+            "--rate",
+            "100",
+            "--stats",
+            "-v",
+            &to,
+        ],
+        b"",
+    )
+    .check(
+        0,
+        Expect::Empty,
+        with(|err| {
+            let err = String::from_utf8_lossy(err);
+            if !err.contains("2 of 3 packets were UDP datagrams sent") {
+                return Err("-v should say 2 of 3 packets were sent".into());
+            }
+            if !err.contains("1 to other ports") {
+                return Err("-v should say 1 packet went to another port".into());
+            }
+            if !err.contains("udpcat: sent 2 datagrams, 4 bytes in ") {
+                return Err("--stats should count 2 datagrams, 4 bytes".into());
+            }
+            Ok(())
+        }),
+    );
+    let got = taker.join().unwrap();
+    let gap = got[1].1.duration_since(got[0].1);
+    assert!(
+        gap >= Duration::from_millis(9),
+        "--rate 100 spaces the datagrams 10 ms apart; they came {gap:?} apart"
+    );
+
+    // Nothing listens at the destination: exit 4, saying so and what was sent.
+    run(
+        &[
+            "send",
+            "--replay",
+            file.to_str().unwrap(),
+            "--speed",
+            "max",
+            &format!("127.0.0.1:{}", free_port4()),
+        ],
+        b"",
+    )
+    .check(
+        4,
+        Expect::Empty,
+        lines(vec![line(&["udpcat: error: ", " refused: ", " sent"])]),
+    );
+
     // The json lines of listen -f json, binary payloads included.
     let l = spawn_listen(&["-f", "json", "-c", "2", "127.0.0.1:0"], 1);
     let s = udp4();
     send_to(&s, b"text", l.addr());
     send_to(&s, b"\x00\xffbin", l.addr());
     let json = l.finish().stdout;
-    let jfile = dir.join("l.json");
+    // Named like a pcap: the format is told by the content.
+    let jfile = dir.join("listen-json.pcap");
     std::fs::write(&jfile, &json).unwrap();
     let sink = sink4();
     run(
