@@ -321,14 +321,14 @@ fn a_flood_is_answered_or_counted_and_leaves_no_child() {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let sender = s.try_clone().unwrap();
     let flood = std::thread::spawn(move || {
-        for i in 0..N {
-            // A full buffer is the kernel saying no: that datagram is simply not sent.
-            let _ = sender.send(format!("{i}").as_bytes());
-        }
+        // A full buffer is the kernel saying no: that datagram is simply not sent.
+        (0..N)
+            .filter(|i| sender.send(format!("{i}").as_bytes()).is_ok())
+            .count()
     });
     let mut answered = 0usize;
     let mut buf = [0u8; 64];
-    flood.join().unwrap();
+    let sent = flood.join().unwrap();
     // Replies keep coming while commands run; the read timeout ends the count only when
     // nothing has come for a long while (a safety net: normally the last reply ends it).
     let rss = |pid: nix::unistd::Pid| -> u64 {
@@ -340,6 +340,8 @@ fn a_flood_is_answered_or_counted_and_leaves_no_child() {
             .unwrap_or(0)
     };
     let mut rss_early = 0;
+    // The commands running mid-flood (read again below, after udpcat has gone).
+    let mut children = String::new();
     let mut other_errors = Vec::new();
     s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     while answered < N {
@@ -358,6 +360,9 @@ fn a_flood_is_answered_or_counted_and_leaves_no_child() {
         }
         if answered == 500 {
             rss_early = rss(l.p.pid());
+            let pid = l.p.pid();
+            children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default();
         }
     }
     let rss_late = rss(l.p.pid());
@@ -365,9 +370,6 @@ fn a_flood_is_answered_or_counted_and_leaves_no_child() {
         rss_late <= rss_early + 2048,
         "listener RSS grew from {rss_early} KiB to {rss_late} KiB over the flood"
     );
-    let pid = l.p.pid();
-    let children =
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
     l.p.signal(Signal::SIGTERM);
     let run = l.finish();
     assert_eq!(run.code(), 143);
@@ -399,9 +401,10 @@ fn a_flood_is_answered_or_counted_and_leaves_no_child() {
         "every datagram udpcat read ran a command (at most --jobs 4 were still running at \
          SIGTERM): {stats}"
     );
+    // Loopback's backlog can drop before the socket, where no counter of udpcat's sees.
     assert!(
-        received + dropped <= N && received > 0,
-        "received + dropped should account for what was sent: {stats}"
+        received + dropped <= sent && received > 0,
+        "received + dropped should be at most the {sent} datagrams sent: {stats}"
     );
     for pid in children
         .split_whitespace()
