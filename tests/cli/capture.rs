@@ -819,6 +819,20 @@ fn dump_and_timestamped_records() {
     assert!(ts >= before && ts <= after, "{text}");
     assert_eq!(fields[1], me);
     assert_eq!(fields[2], "stamped");
+
+    // -f hex records start with the time too.
+    let l = spawn_listen(&["-T", "-f", "hex", "-c", "1", "127.0.0.1:0"], 1);
+    let before = SystemTime::now() - Duration::from_micros(1);
+    send_to(&s, b"ab", l.addr());
+    let after = SystemTime::now();
+    let text = String::from_utf8_lossy(&l.finish().stdout).into_owned();
+    let (time, hex) = text
+        .trim_end()
+        .split_once('\t')
+        .unwrap_or_else(|| panic!("a time, a tab and the hex: {text:?}"));
+    let ts = humantime::parse_rfc3339(time).expect("an RFC 3339 time first");
+    assert!(ts >= before && ts <= after, "{text}");
+    assert_eq!(hex, "6162");
 }
 
 /// A capture with known gaps: replayed at the captured times, twice as fast, and at once.
