@@ -64,6 +64,42 @@ fn listen_shows_named_and_nameless_senders_and_removes_its_socket() {
     assert!(!path.exists(), "listen removes its socket file at exit");
 }
 
+/// A relative path (`./s.sock`) is a Unix socket too: --ready-file names it `unix:PATH`,
+/// --stats counts its datagrams, and its file goes at exit.
+#[test]
+fn a_relative_path_with_ready_file_and_stats() {
+    let d = dir("relative");
+    let mut cmd = udpcat(&[
+        "listen",
+        "--ready-file",
+        "ready",
+        "--stats",
+        "-c",
+        "1",
+        "./rel.sock",
+    ]);
+    cmd.current_dir(&d);
+    let mut p = Proc::spawn(cmd);
+    p.read_stderr_line().expect("readiness line");
+    assert_eq!(
+        std::fs::read_to_string(d.join("ready")).unwrap(),
+        "unix:./rel.sock\n"
+    );
+    UnixDatagram::unbound()
+        .unwrap()
+        .send_to(b"hi", d.join("rel.sock"))
+        .unwrap();
+    let run = p.finish();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.code(), 0, "{err}");
+    assert_eq!(run.stdout, b"hi\n");
+    assert!(
+        err.contains("udpcat: received 1 datagram, 2 bytes in "),
+        "{err}"
+    );
+    assert!(!d.join("rel.sock").exists(), "the socket file goes at exit");
+}
+
 /// --echo cannot answer a sender whose socket has no name: one warning however many there
 /// are, counted in --stats; a named sender still gets its echo.
 #[test]
