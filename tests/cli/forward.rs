@@ -71,6 +71,33 @@ fn split(reply: &[u8]) -> (SocketAddr, Vec<u8>) {
     (src, reply[bar + 1..].to_vec())
 }
 
+/// `-s` shows who sent each record: the peer for what it sent, DEST for a reply.
+#[test]
+fn source_shows_the_peer_and_dest_for_a_reply() {
+    let dest = Dest::start();
+    let l = spawn_listen(
+        &[
+            "-s",
+            "-c",
+            "1",
+            "--forward",
+            &dest.addr.to_string(),
+            "127.0.0.1:0",
+        ],
+        1,
+    );
+    let s = client(l.addr());
+    let reply = ask(&s, b"q");
+    let (relay, _) = split(&reply);
+    let run = l.finish();
+    assert_eq!(run.code(), 0, "{}", show(&run.stderr));
+    let peer = s.local_addr().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        format!("{peer}\tq\n{}\t{relay}|q\n", dest.addr)
+    );
+}
+
 #[test]
 fn each_peer_has_its_own_steady_upstream_and_gets_only_its_replies() {
     let dest = Dest::start();
