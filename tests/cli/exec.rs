@@ -77,31 +77,41 @@ fn the_reply_comes_from_the_address_the_datagram_arrived_on() {
 fn a_failed_command_sends_nothing_and_says_why() {
     let dir = scratch_dir("exec-fail");
     let child_pid = dir.join("child.pid");
-    let cases: Vec<(String, Vec<&str>, &str)> = vec![
-        ("true".into(), vec![], "printed nothing"),
+    // The command, extra options, the warning's reason, and how --stats counts it.
+    let cases: Vec<(String, Vec<&str>, &str, &str)> = vec![
+        (
+            "true".into(),
+            vec![],
+            "printed nothing",
+            "1 command run, 0 failed, 0 timed out",
+        ),
         (
             "echo partial; exit 3".into(),
             vec![],
             "exited with status 3",
+            "1 command run, 1 failed, 0 timed out",
         ),
         (
             "echo partial; kill -9 $$".into(),
             vec![],
             "killed by signal 9",
+            "1 command run, 1 failed, 0 timed out",
         ),
         (
             "head -c 70000 /dev/zero".into(),
             vec![],
             "printed 70000 bytes, more than one datagram",
+            "1 command run, 1 failed, 0 timed out",
         ),
         (
             // The command and what it started in the background are both stopped.
             format!("sleep 30 & echo $! > {}; wait", child_pid.display()),
             vec!["--exec-timeout", "300ms"],
             "still running after 300ms (--exec-timeout), stopped",
+            "1 command run, 0 failed, 1 timed out",
         ),
     ];
-    for (cmd, extra, why) in cases {
+    for (cmd, extra, why, counted) in cases {
         let mut args = vec!["-c", "1", "--stats", "--exec", &cmd];
         args.extend(extra);
         args.push("127.0.0.1:0");
@@ -124,8 +134,8 @@ fn a_failed_command_sends_nothing_and_says_why() {
                     if !warned {
                         return Err(format!("should warn that datagram 1's command {why}"));
                     }
-                    if !text.contains("1 command run") {
-                        return Err("--stats should count the command".into());
+                    if !text.contains(counted) {
+                        return Err(format!("--stats should say `{counted}`"));
                     }
                     Ok(())
                 }
