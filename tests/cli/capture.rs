@@ -1101,6 +1101,7 @@ fn replay_into_a_unix_socket_and_forward_in_pcap() {
         &["-f", "pcap", "-c", "1", "--forward", &dest, "127.0.0.1:0"],
         1,
     );
+    let (l_port, echo_port) = (l.addr().port(), echo.addr().port());
     let s = udp4();
     s.connect(l.addr()).unwrap();
     s.send(b"ask").unwrap();
@@ -1122,11 +1123,16 @@ fn replay_into_a_unix_socket_and_forward_in_pcap() {
             .args(["-e", "udp.srcport", "-e", "udp.dstport"]),
         b"",
     );
-    let rows = String::from_utf8_lossy(&out.stdout).lines().count();
-    assert_eq!(
-        rows,
-        2,
-        "both directions: {}",
-        String::from_utf8_lossy(&out.stdout)
+    // The peer's datagram to the relay, then DEST's reply to the relay's upstream socket,
+    // each with its real ports.
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rows: Vec<&str> = text.lines().collect();
+    let (peer, relay, dest_port) = (s.local_addr().unwrap().port(), l_port, echo_port);
+    assert!(
+        rows.len() == 2
+            && rows[0] == format!("{peer},{relay}")
+            && rows[1].starts_with(&format!("{dest_port},"))
+            && rows[1] != format!("{dest_port},{relay}"),
+        "want {peer}->{relay} then {dest_port}->the upstream socket: {rows:?}"
     );
 }
