@@ -100,6 +100,23 @@ fn a_relative_path_with_ready_file_and_stats() {
     assert!(!d.join("rel.sock").exists(), "the socket file goes at exit");
 }
 
+/// --timeout on a Unix socket: exit 3 when nothing came, saying so, and the file is gone.
+#[test]
+fn timeout_on_a_unix_socket_exits_3_and_removes_it() {
+    let d = dir("timeout");
+    let path = d.join("t.sock");
+    let addr = unix(&path);
+    run(&["listen", "-t", "200ms", &addr], b"").check(
+        3,
+        Expect::Empty,
+        lines(vec![
+            line(&[&format!("listening on {addr}")]),
+            line(&["udpcat: error: timed out after 200ms without a datagram"]),
+        ]),
+    );
+    assert!(!path.exists(), "the socket file goes at exit");
+}
+
 /// --echo cannot answer a sender whose socket has no name: one warning however many there
 /// are, counted in --stats; a named sender still gets its echo.
 #[test]
