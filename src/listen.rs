@@ -402,6 +402,12 @@ fn bind_all(cfg: &Config) -> Result<Vec<Listener>> {
         }
         let granted = l.recv_buffer;
         tracing::info!("{}: receive buffer {granted} bytes granted", l.local);
+        if l.coalesced {
+            tracing::debug!(
+                "{}: runs of equal-size datagrams arrive coalesced (UDP_GRO), split here",
+                l.local
+            );
+        }
         // The kernel keeps twice the size in an int: a little under 1 GiB is the most usable.
         let asked = cfg.socket.recv_buffer.min(i32::MAX as usize / 2);
         if granted < asked {
@@ -573,7 +579,7 @@ fn receive<W: Write>(
                 next[i] = 0;
                 // A short batch means the queue was empty: no need to ask again before
                 // polling (one system call less per wake-up).
-                busy |= got[i] == room;
+                busy |= rxs[i].more();
             }
             if got.iter().all(|&n| n == 0) {
                 break;

@@ -20,6 +20,7 @@ use crate::addr::{Addr, UnixAddr};
 pub(crate) use event::SIGNAL as SIGNAL_TOKEN;
 pub use event::{Poller, ROLE_TOKENS, Wake};
 
+use sys::RecvScratch;
 pub use sys::{
     ABSTRACT_NAMES, AsSocket, Input, SYSTEM, Stdout, UNIX_SOCKETS, has_pending, interface,
     interface_index, is_broadcast, is_dev_null, is_no_ipv6, is_too_large, stdin_size, stdout,
@@ -65,6 +66,8 @@ pub struct Listener {
     pub wildcard: bool,
     /// The usable receive buffer the system granted (SO_RCVBUF).
     pub recv_buffer: usize,
+    /// Runs of equal-size datagrams may arrive coalesced (UDP_GRO); the receiver splits them.
+    pub coalesced: bool,
     /// The socket file to remove at exit (a Unix socket listen created).
     cleanup: Option<std::path::PathBuf>,
 }
@@ -99,6 +102,7 @@ pub fn bind_unix_listener(addr: &UnixAddr, recv_buffer: usize) -> anyhow::Result
         local: Addr::Unix(addr.clone()),
         wildcard: false,
         recv_buffer: granted,
+        coalesced: false,
         cleanup,
     })
 }
@@ -147,6 +151,7 @@ pub fn bind_listener(addr: SocketAddr, opts: ListenOptions) -> io::Result<Listen
         sys::enable_packet_info(&socket, addr.is_ipv6())?;
     }
     sys::enable_drop_counter(&socket);
+    let coalesced = sys::enable_gro(&socket);
     if opts.timestamps {
         sys::enable_timestamps(&socket);
     }
@@ -159,6 +164,7 @@ pub fn bind_listener(addr: SocketAddr, opts: ListenOptions) -> io::Result<Listen
         local: Addr::Ip(local),
         wildcard,
         recv_buffer,
+        coalesced,
         cleanup: None,
     })
 }
@@ -295,6 +301,9 @@ pub struct Meta {
     pub truncated: bool,
     /// The payload is in the receiver's buffer for large datagrams, not in a slot.
     pub big: bool,
+    /// Where the payload starts in the receiver's slots: its slot's start, or further in
+    /// for the second and later datagrams of a coalesced (UDP_GRO) buffer.
+    start: usize,
 }
 
 impl Meta {
@@ -312,6 +321,7 @@ impl Meta {
             at: None,
             truncated: false,
             big: false,
+            start: 0,
         }
     }
 }
@@ -337,19 +347,34 @@ impl DatagramSocket for mio::net::UdpSocket {
 /// Something a [`Receiver`] reads datagrams from: a UDP socket (std's, or one the loop
 /// watches), or listen's and send's socket of either kind.
 pub trait Source {
-    /// Fills `rx` with up to `max` datagrams (at least 1 slot); see [`Receiver::recv_with`].
-    fn fill(&self, rx: &mut Receiver, max: usize, block: bool) -> io::Result<()>;
+    /// Fills `rx` with up to `max` messages (at least 1 slot), each one datagram or, where
+    /// the kernel coalesced them (UDP_GRO), several; returns how many messages.
+    fn fill(&self, rx: &mut Receiver, max: usize, block: bool) -> io::Result<usize>;
 }
 
 impl Source for UdpSocket {
-    fn fill(&self, rx: &mut Receiver, max: usize, block: bool) -> io::Result<()> {
-        sys::recv_batch(self, &mut rx.bufs, max, block, &mut rx.meta)
+    fn fill(&self, rx: &mut Receiver, max: usize, block: bool) -> io::Result<usize> {
+        sys::recv_batch(
+            self,
+            &mut rx.bufs,
+            &mut rx.scratch,
+            max,
+            block,
+            &mut rx.meta,
+        )
     }
 }
 
 impl Source for mio::net::UdpSocket {
-    fn fill(&self, rx: &mut Receiver, max: usize, block: bool) -> io::Result<()> {
-        sys::recv_batch(self, &mut rx.bufs, max, block, &mut rx.meta)
+    fn fill(&self, rx: &mut Receiver, max: usize, block: bool) -> io::Result<usize> {
+        sys::recv_batch(
+            self,
+            &mut rx.bufs,
+            &mut rx.scratch,
+            max,
+            block,
+            &mut rx.meta,
+        )
     }
 }
 
@@ -435,7 +460,7 @@ impl Sock {
 }
 
 impl Source for Sock {
-    fn fill(&self, rx: &mut Receiver, max: usize, block: bool) -> io::Result<()> {
+    fn fill(&self, rx: &mut Receiver, max: usize, block: bool) -> io::Result<usize> {
         match self {
             Sock::Udp(s) => s.fill(rx, max, block),
             #[cfg(unix)]
@@ -570,7 +595,7 @@ pub fn unix_link(
 }
 
 impl Source for Link {
-    fn fill(&self, rx: &mut Receiver, max: usize, block: bool) -> io::Result<()> {
+    fn fill(&self, rx: &mut Receiver, max: usize, block: bool) -> io::Result<usize> {
         match self {
             Link::Udp(s) => s.fill(rx, max, block),
             #[cfg(unix)]
@@ -588,7 +613,16 @@ pub struct Receiver {
     /// A Unix datagram larger than a slot (Linux allows about 200 KiB), alone in its batch.
     big: Vec<u8>,
     batch: usize,
+    /// Every datagram of the last receive, in order (more than the messages where the
+    /// kernel coalesced some).
     meta: Vec<Meta>,
+    /// The datagrams of `meta` handed out so far: `meta[first..first + shown]` is what
+    /// [`Receiver::get`] indexes; the rest waits for the next call.
+    first: usize,
+    shown: usize,
+    /// The last system call filled every message asked for: more may be waiting.
+    full: bool,
+    scratch: RecvScratch,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -606,41 +640,59 @@ impl Receiver {
             big: Vec::new(),
             batch,
             meta: Vec::with_capacity(batch),
+            first: 0,
+            shown: 0,
+            full: false,
+            scratch: RecvScratch::new(),
         }
     }
 
-    /// Receives what is waiting on `socket` (non-blocking), at most `max` datagrams (and at
-    /// most one batch). Returns how many arrived; 0 when none was waiting. Fewer than `max`
-    /// means the socket's queue is empty now (what an edge-triggered wait needs).
+    /// Receives what is waiting on `socket` (non-blocking), at most `max` datagrams.
+    /// Returns how many are ready to [`get`](Self::get); 0 when none was waiting.
     pub fn recv(&mut self, socket: &impl Source, max: usize) -> io::Result<usize> {
         self.recv_with(socket, max, false)
     }
 
     /// Like `recv`; with `block`, waits for the first datagram as the socket's own timeout
     /// (SO_RCVTIMEO) allows. 0 then means the timeout passed or a signal arrived.
+    /// Datagrams of a coalesced buffer past `max` are kept for the next call, which
+    /// returns them without a system call.
     pub fn recv_with(
         &mut self,
         socket: &impl Source,
         max: usize,
         block: bool,
     ) -> io::Result<usize> {
-        self.meta.clear();
-        let max = max.clamp(1, self.batch);
-        socket.fill(self, max, block)?;
-        Ok(self.meta.len())
+        let max = max.max(1);
+        self.first += self.shown;
+        if self.first >= self.meta.len() {
+            self.meta.clear();
+            self.first = 0;
+            let asked = max.min(self.batch);
+            let messages = socket.fill(self, asked, block)?;
+            self.full = messages == asked;
+        }
+        self.shown = max.min(self.meta.len() - self.first);
+        Ok(self.shown)
+    }
+
+    /// Whether more may be waiting after what the last call returned: datagrams kept from
+    /// a coalesced buffer, or a system call that filled every message it asked for. When
+    /// false, the socket's queue was empty (what an edge-triggered wait needs).
+    pub fn more(&self) -> bool {
+        self.first + self.shown < self.meta.len() || self.full
     }
 
     /// Datagram `i` of the last batch.
     pub fn get(&self, i: usize) -> (&[u8], &Meta) {
-        let meta = &self.meta[i];
+        let meta = &self.meta[self.first + i];
         if meta.big {
             return (&self.big[..meta.len.min(self.big.len())], meta);
         }
-        let start = i * DATAGRAM_BUFFER;
-        (
-            &self.bufs[start..start + meta.len.min(DATAGRAM_BUFFER)],
-            meta,
-        )
+        // Never past the datagram's own slot.
+        let slot_end = (meta.start / DATAGRAM_BUFFER + 1) * DATAGRAM_BUFFER;
+        let end = (meta.start + meta.len).min(slot_end).min(self.bufs.len());
+        (&self.bufs[meta.start.min(end)..end], meta)
     }
 }
 

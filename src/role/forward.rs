@@ -264,7 +264,7 @@ impl Forward {
                     dir: Some(Dir::Reply),
                 })?;
             }
-            if n < net::BATCH {
+            if !self.rx.more() {
                 return Ok(());
             }
         }

@@ -20,6 +20,7 @@ mod help;
 mod interop;
 mod listen;
 mod netns;
+mod offload;
 mod ping_stats;
 mod progress;
 mod raw_proc;

@@ -1121,3 +1121,29 @@ fn abbreviated_ipv4_literals_are_errors_not_other_addresses() {
         );
     }
 }
+
+/// Chunks larger than the path's MTU: the kernel refuses a segmented send there (each
+/// segment must fit the MTU), and send falls back to one datagram per message, which the
+/// kernel fragments. Every chunk arrives whole, in order, and nothing is said about it.
+#[test]
+fn segmented_send_falls_back_where_the_path_refuses_it() {
+    let mut net = Net::new();
+    let (a, b) = pair(&mut net);
+    for ns in [&a, &b] {
+        ip(&["-n", ns, "link", "set", "eth0", "mtu", "1280"]);
+    }
+    let l = listen_in(&b, &["-f", "raw", "-c", "20", "10.77.0.2:0"], 1);
+    let input = pattern(20 * 1400);
+    let file = scratch_dir("gso-fallback").join("in");
+    std::fs::write(&file, &input).expect("write the input");
+    let to = l.addr().to_string();
+    let out = in_ns(&a, &["send", "--chunk", "1400", &to])
+        .stdin(std::fs::File::open(&file).expect("open the input"))
+        .output()
+        .expect("run udpcat send");
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", show(&out.stderr));
+    let r = l.finish();
+    assert!(r.stdout == input, "the chunks did not all arrive whole");
+    assert_eq!(r.status.code(), Some(0), "{}", show(&r.stderr));
+}

@@ -94,10 +94,11 @@ pub fn bind_to_interface(socket: &Socket, interface: &Interface, v6: bool) -> io
 pub fn recv_batch(
     socket: &impl DatagramSocket,
     bufs: &mut [u8],
+    _scratch: &mut RecvScratch,
     max: usize,
     block: bool,
     meta: &mut Vec<Meta>,
-) -> io::Result<()> {
+) -> io::Result<usize> {
     let mut cmsg = nix::cmsg_space!(Ipv6PacketInfoSpace, nix::libc::timeval, [u8; 64]);
     let fd = socket.as_fd().as_raw_fd();
     for (i, slot) in bufs.chunks_mut(DATAGRAM_BUFFER).take(max).enumerate() {
@@ -110,17 +111,59 @@ pub fn recv_batch(
         cmsg.clear();
         let msg = match recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), flags) {
             Ok(msg) => msg,
-            Err(Errno::EAGAIN | Errno::EINTR) => return Ok(()),
+            Err(Errno::EAGAIN | Errno::EINTR) => return Ok(i),
             // What came before the error is delivered; the error comes on the next call.
-            Err(_) if i > 0 => return Ok(()),
+            Err(_) if i > 0 => return Ok(max),
             Err(e) => return Err(e.into()),
         };
-        meta.push(super::unix::meta_of(&msg, apply));
+        meta.push(meta_of(&msg, i * DATAGRAM_BUFFER));
     }
-    Ok(())
+    Ok(max)
+}
+
+/// No coalesced receive here: nothing kept between calls.
+#[derive(Debug)]
+pub struct RecvScratch;
+
+impl RecvScratch {
+    pub fn new() -> Self {
+        RecvScratch
+    }
+}
+
+/// No UDP_GRO here.
+pub fn enable_gro(_socket: &Socket) -> bool {
+    false
 }
 
 type Ipv6PacketInfoSpace = nix::libc::in6_pktinfo;
+
+/// The metadata of one received message in the slot at `start`: its sender, size and
+/// truncation, and what its control messages say.
+fn meta_of(msg: &nix::sys::socket::RecvMsg<'_, '_, SockaddrStorage>, start: usize) -> Meta {
+    let from = msg
+        .address
+        .as_ref()
+        .and_then(super::unix::to_socket_addr)
+        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+    let mut m = Meta::new(msg.bytes, from);
+    m.truncated = msg.flags.contains(MsgFlags::MSG_TRUNC);
+    m.start = start;
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            apply(c, &mut m);
+        }
+    }
+    m
+}
+
+/// IPV6_PKTINFO, the same everywhere: where the datagram was sent (IP_PKTINFO, when it came
+/// too, says more for IPv4 datagrams on a dual-stack socket).
+fn apply_v6_pktinfo(info: nix::libc::in6_pktinfo, meta: &mut Meta) {
+    let ip = IpAddr::V6(std::net::Ipv6Addr::from(info.ipi6_addr.s6_addr));
+    meta.to.get_or_insert(ip);
+    meta.reply_from.get_or_insert(ip);
+}
 
 fn apply(c: ControlMessageOwned, meta: &mut Meta) {
     match c {
@@ -138,7 +181,7 @@ fn apply(c: ControlMessageOwned, meta: &mut Meta) {
             meta.to = Some(ip);
             meta.reply_from = Some(ip);
         }
-        ControlMessageOwned::Ipv6PacketInfo(info) => super::unix::apply_v6_pktinfo(info, meta),
+        ControlMessageOwned::Ipv6PacketInfo(info) => apply_v6_pktinfo(info, meta),
         ControlMessageOwned::ScmTimestamp(tv) => {
             use nix::sys::time::TimeValLike;
             let micros = tv.num_microseconds();

@@ -83,35 +83,6 @@ pub(super) fn to_socket_addr(s: &SockaddrStorage) -> Option<SocketAddr> {
         .map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
 }
 
-/// The metadata of one received message: its sender, size and truncation, and what its
-/// control messages say (`apply`: the system's own reading of them).
-pub(super) fn meta_of(
-    msg: &nix::sys::socket::RecvMsg<'_, '_, SockaddrStorage>,
-    apply: fn(nix::sys::socket::ControlMessageOwned, &mut Meta),
-) -> Meta {
-    let from = msg
-        .address
-        .as_ref()
-        .and_then(to_socket_addr)
-        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-    let mut m = Meta::new(msg.bytes, from);
-    m.truncated = msg.flags.contains(MsgFlags::MSG_TRUNC);
-    if let Ok(cmsgs) = msg.cmsgs() {
-        for c in cmsgs {
-            apply(c, &mut m);
-        }
-    }
-    m
-}
-
-/// IPV6_PKTINFO, the same everywhere: where the datagram was sent (IP_PKTINFO, when it came
-/// too, says more for IPv4 datagrams on a dual-stack socket).
-pub(super) fn apply_v6_pktinfo(info: nix::libc::in6_pktinfo, meta: &mut Meta) {
-    let ip = IpAddr::V6(std::net::Ipv6Addr::from(info.ipi6_addr.s6_addr));
-    meta.to.get_or_insert(ip);
-    meta.reply_from.get_or_insert(ip);
-}
-
 /// A kernel receive timestamp (seconds and nanoseconds since 1970) as a time.
 pub(super) fn stamp(secs: i64, nanos: i64) -> Option<std::time::SystemTime> {
     let secs = u64::try_from(secs).ok()?;
@@ -298,7 +269,9 @@ pub(crate) fn nix_unix_addr(addr: &UnixAddr) -> io::Result<Option<nix::sys::sock
 }
 
 /// Receives up to `max` datagrams from a Unix datagram socket, each whole: its size is
-/// asked first, and one larger than a slot goes into `big`, alone in its batch.
+/// asked first, and one larger than a slot goes into `big`, alone in its batch. Returns how
+/// many it took, or `max` when it stopped with more perhaps waiting (a large datagram, an
+/// error for the next call).
 pub fn recv_unix(
     socket: &impl AsFd,
     bufs: &mut [u8],
@@ -306,38 +279,39 @@ pub fn recv_unix(
     max: usize,
     block: bool,
     meta: &mut Vec<Meta>,
-) -> io::Result<()> {
+) -> io::Result<usize> {
     let fd = socket.as_fd().as_raw_fd();
     while meta.len() < max {
         let wait = block && meta.is_empty();
         let size = match super::next_datagram_size(fd, wait, big) {
             Ok(size) => size,
-            Err(Errno::EAGAIN | Errno::EINTR) => return Ok(()),
+            Err(Errno::EAGAIN | Errno::EINTR) => return Ok(meta.len()),
             // What came before the error is delivered; the error comes on the next call.
-            Err(_) if !meta.is_empty() => return Ok(()),
+            Err(_) if !meta.is_empty() => return Ok(max),
             Err(e) => return Err(e.into()),
         };
         let into_big = size > DATAGRAM_BUFFER;
         if into_big && !meta.is_empty() {
-            return Ok(());
+            return Ok(max);
         }
+        let i = meta.len();
         let buf: &mut [u8] = if into_big {
             big.resize(size, 0);
             big.as_mut_slice()
         } else {
-            let i = meta.len();
             &mut bufs[i * DATAGRAM_BUFFER..(i + 1) * DATAGRAM_BUFFER]
         };
         let (n, from) = nix::sys::socket::recvfrom::<nix::sys::socket::UnixAddr>(fd, buf)
             .map_err(io::Error::from)?;
         let mut m = Meta::from_addr(n, Addr::Unix(unix_name(from.as_ref())));
         m.big = into_big;
+        m.start = if into_big { 0 } else { i * DATAGRAM_BUFFER };
         meta.push(m);
         if into_big {
-            return Ok(());
+            return Ok(max);
         }
     }
-    Ok(())
+    Ok(meta.len())
 }
 
 /// Sends `payload` to the Unix socket `to` from `socket`.

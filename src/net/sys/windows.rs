@@ -89,12 +89,13 @@ fn refused(e: io::Error) -> io::Error {
 pub fn recv_batch(
     watched: &impl DatagramSocket,
     bufs: &mut [u8],
+    _scratch: &mut RecvScratch,
     max: usize,
     block: bool,
     meta: &mut Vec<Meta>,
-) -> io::Result<()> {
+) -> io::Result<usize> {
     let socket = socket2::SockRef::from(watched);
-    let mut result = Ok(());
+    let mut result = Ok(max);
     let mut waited = false;
     while meta.len() < max {
         let i = meta.len();
@@ -109,7 +110,9 @@ pub fn recv_batch(
                 let from = from
                     .as_socket()
                     .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-                meta.push(Meta::new(n, from));
+                let mut m = Meta::new(n, from);
+                m.start = i * DATAGRAM_BUFFER;
+                meta.push(m);
             }
             Err(e)
                 if matches!(
@@ -119,6 +122,7 @@ pub fn recv_batch(
                         | io::ErrorKind::Interrupted
                 ) =>
             {
+                result = Ok(meta.len());
                 break;
             }
             // Windows reports an earlier answer's "port unreachable" on any UDP socket; only
@@ -138,6 +142,21 @@ pub fn recv_batch(
         socket.set_nonblocking(false)?;
     }
     result
+}
+
+/// No coalesced receive here: nothing kept between calls.
+#[derive(Debug)]
+pub struct RecvScratch;
+
+impl RecvScratch {
+    pub fn new() -> Self {
+        RecvScratch
+    }
+}
+
+/// No UDP_GRO here.
+pub fn enable_gro(_socket: &Socket) -> bool {
+    false
 }
 
 /// The one unsafe fence of this file: socket2 receives into `MaybeUninit` buffers, and ours
