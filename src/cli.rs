@@ -299,8 +299,8 @@ pub struct ListenArgs {
     #[arg(long)]
     pub reuse_port: bool,
 
-    /// Socket receive buffer, 4K to 1G (e.g. 8M); the default asks for 8 MiB so bursts are
-    /// not dropped
+    /// Socket receive buffer, 4K to 1G (e.g. 8M); the default asks for 32 MiB so bursts are
+    /// not dropped (granted past net.core.rmem_max only to root; -v says what was granted)
     #[arg(long, value_name = "BYTES", value_parser = parse_recv_buffer)]
     pub recv_buffer: Option<usize>,
 

@@ -997,6 +997,31 @@ fn recv_buffer_reports_what_was_granted() {
     );
 }
 
+/// Without `--recv-buffer`, listen asks for 32 MiB, which root is granted past
+/// net.core.rmem_max (SO_RCVBUFFORCE), and `-v` says so. (Bursts of 64 KiB datagrams at
+/// loopback speed were lost at the old 8 MiB.)
+#[test]
+fn default_recv_buffer_is_32_mib_for_root() {
+    let l = spawn_listen(&["-v", "-c", "1", "127.0.0.1:0"], 1);
+    send_to(&udp4(), b"x", l.addr());
+    let want = format!(
+        "udpcat: info: {}: receive buffer 33554432 bytes granted",
+        l.addr()
+    );
+    l.finish().check(
+        0,
+        bytes("x\n"),
+        with(move |err| {
+            let text = String::from_utf8_lossy(err);
+            if text.lines().any(|l| l == want) {
+                Ok(())
+            } else {
+                Err(format!("should have the line {want:?}"))
+            }
+        }),
+    );
+}
+
 /// `--recv-buffer` above net.core.rmem_max for a user without CAP_NET_ADMIN: a warning says
 /// what was granted and how to raise the limit.
 #[test]
