@@ -621,14 +621,14 @@ impl Session<'_> {
     fn send_stdin(&mut self, split: Split) -> Result<()> {
         let mut framer = Framer::new(split, self.cfg.encoding, self.cfg.max);
         let mut stdin = net::Input::stdin(&mut self.poller).context("opening stdin")?;
-        let mut complete: Vec<Range<usize>> = Vec::with_capacity(net::BATCH);
+        let mut complete: Vec<Range<usize>> = Vec::with_capacity(net::SEND_BATCH);
         loop {
             // Every record complete now goes out before we read (and maybe block) again.
             loop {
                 match framer.next_record() {
                     Ok(Some(range)) => {
                         complete.push(range);
-                        if complete.len() == net::BATCH {
+                        if complete.len() == net::SEND_BATCH {
                             self.input_base = framer.input_offset(0);
                             self.send_records(framer.buf(), &complete)?;
                             complete.clear();
@@ -680,7 +680,7 @@ impl Session<'_> {
             .iter()
             .flat_map(|r| std::iter::repeat_n(&buf[r.clone()], copies))
             .peekable();
-        let mut batch: Vec<&[u8]> = Vec::with_capacity(net::BATCH);
+        let mut batch: Vec<&[u8]> = Vec::with_capacity(net::SEND_BATCH);
         let mut taken = 0;
         while datagrams.peek().is_some() {
             let due = self.await_due()?;
@@ -806,10 +806,14 @@ impl Session<'_> {
         loop {
             let now = Instant::now();
             let left = match &mut self.schedule {
-                None => return Ok(net::BATCH),
+                None => return Ok(net::SEND_BATCH),
                 Some(s) => match s.due(now) {
                     0 => s.until_due(now),
-                    n => return Ok(usize::try_from(n).unwrap_or(usize::MAX).min(net::BATCH)),
+                    n => {
+                        return Ok(usize::try_from(n)
+                            .unwrap_or(usize::MAX)
+                            .min(net::SEND_BATCH));
+                    }
                 },
             };
             self.wait_until(now + left)?;

@@ -30,6 +30,9 @@ pub use sys::{
 pub const DATAGRAM_BUFFER: usize = 65_536;
 /// Datagrams per batch (one recvmmsg or sendmmsg call on Linux).
 pub const BATCH: usize = 32;
+/// Datagrams send hands to [`send_batch`] at once: enough for whole runs of equal-size
+/// records (64 per segmented send on Linux) in every sendmmsg call it makes.
+pub const SEND_BATCH: usize = 1024;
 /// The page size slots are aligned to (4 KiB; a larger page only costs alignment).
 const PAGE: usize = 4096;
 /// What listen asks for as its receive buffer unless told otherwise: 32 MiB. The kernel
