@@ -39,7 +39,12 @@ impl Status {
 /// The table shown in `--help`, the man page and the README. Every line fits in 80 columns,
 /// so clap (which wraps at the terminal's width, 100 into a pipe) never breaks one; a
 /// meaning that needs more goes on continuation lines indented to the text column (7).
-pub const TABLE: &str = "\
+pub const TABLE: &str = exit_table!();
+
+/// [`TABLE`] as a literal, so `--help`'s text can be put together at compile time.
+macro_rules! exit_table {
+    () => {
+        "\
 Exit status:
   0    done: count reached, input sent, replies received, or stdout closed by
        its reader
@@ -52,7 +57,10 @@ Exit status:
   4    refused: the destination answered \"port unreachable\" (nothing listens
        there)
   130  stopped by SIGINT
-  143  stopped by SIGTERM";
+  143  stopped by SIGTERM"
+    };
+}
+pub(crate) use exit_table;
 
 /// The entries of [`TABLE`] as (status, meaning), each meaning's continuation lines joined
 /// to it with a space.
