@@ -10,7 +10,7 @@ mod sys;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
@@ -618,6 +618,65 @@ struct Parts<'a> {
     meta: &'a mut Vec<Meta>,
 }
 
+/// Waiting for datagrams by receiving them: a blocking receive on listen's one UDP socket
+/// in place of the event loop's wait and the receive after it, one system call less per
+/// wake-up (an echo's round trip is then a receive and a send, as in C). Only where nothing
+/// else needs watching: one socket, no role with events of its own, stdout not a pipe or
+/// socket whose reader may leave, and a system where a signal interrupts the receive (Unix,
+/// with SO_RCVTIMEO set: such receives are never restarted).
+#[derive(Debug)]
+pub struct DirectWait {
+    /// The receive timeout set on the socket now.
+    set: std::cell::Cell<Duration>,
+}
+
+impl DirectWait {
+    /// How long one wait blocks at most: the loop then checks --timeout, and a signal that
+    /// arrived just before the receive began (so did not interrupt it) is seen.
+    pub const TICK: Duration = Duration::from_millis(100);
+
+    /// Puts `listeners[0]` in blocking mode with a receive timeout of [`Self::TICK`], where
+    /// the conditions above hold (`others`: something else must be watched).
+    pub fn new(listeners: &[Listener], others: bool) -> io::Result<Option<DirectWait>> {
+        let ([l], false, true) = (listeners, others, sys::INTERRUPTIBLE_RECEIVE) else {
+            return Ok(None);
+        };
+        let Sock::Udp(socket) = &l.socket else {
+            return Ok(None);
+        };
+        if sys::stdout_is_watched() {
+            return Ok(None);
+        }
+        let socket = SockRef::from(socket);
+        socket.set_read_timeout(Some(Self::TICK))?;
+        socket.set_nonblocking(false)?;
+        Ok(Some(DirectWait {
+            set: std::cell::Cell::new(Self::TICK),
+        }))
+    }
+
+    /// Blocks until datagrams arrive on `listener` (kept in `rx` for its next `recv`), a
+    /// signal arrives, or [`Self::TICK`] passes, or `limit` if that is sooner.
+    pub fn wait(
+        &self,
+        rx: &mut Receiver,
+        listener: &Listener,
+        limit: Option<Duration>,
+    ) -> io::Result<()> {
+        // Never zero: SO_RCVTIMEO 0 waits for ever.
+        let tick = limit.map_or(Self::TICK, |l| {
+            l.clamp(Duration::from_millis(1), Self::TICK)
+        });
+        if tick != self.set.get() {
+            if let Sock::Udp(s) = &listener.socket {
+                SockRef::from(s).set_read_timeout(Some(tick))?;
+            }
+            self.set.set(tick);
+        }
+        rx.prefetch(&listener.socket)
+    }
+}
+
 /// Buffers for batched receive, allocated once and reused for the whole run.
 pub struct Receiver {
     /// One buffer of `batch` slots of DATAGRAM_BUFFER bytes, from `skew` on. One allocation
@@ -706,6 +765,21 @@ impl Receiver {
         }
         self.shown = max.min(self.meta.len() - self.first);
         Ok(self.shown)
+    }
+
+    /// Blocks (as the socket's own timeout allows) for datagrams and keeps them, unhanded, for
+    /// the next [`recv`](Self::recv). Call only when everything received was handed out.
+    fn prefetch(&mut self, socket: &impl Source) -> io::Result<()> {
+        self.first += self.shown;
+        self.shown = 0;
+        if self.first < self.meta.len() {
+            return Ok(());
+        }
+        self.meta.clear();
+        self.first = 0;
+        let messages = socket.fill(self, self.batch, true)?;
+        self.full = messages == self.batch;
+        Ok(())
     }
 
     /// Whether more may be waiting after what the last call returned: datagrams kept from

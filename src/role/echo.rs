@@ -32,6 +32,10 @@ impl Role for Echo {
         Ok(())
     }
 
+    fn has_events(&self) -> bool {
+        false
+    }
+
     fn stats(&self) -> String {
         if self.nameless == 0 {
             return String::new();

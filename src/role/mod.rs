@@ -86,6 +86,13 @@ pub trait Role {
     /// Stops whatever still runs (a signal, a timeout, the end of output).
     fn stop(&mut self) {}
 
+    /// Whether the role has events of its own for the loop to wait for (commands ending,
+    /// replies on its sockets); without, listen may wait by receiving (see
+    /// [`crate::net::DirectWait`]).
+    fn has_events(&self) -> bool {
+        true
+    }
+
     /// The role's part of the `--stats` line, starting with `; `.
     fn stats(&self) -> String {
         String::new()

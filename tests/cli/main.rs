@@ -24,6 +24,7 @@ mod offload;
 mod ping_stats;
 mod progress;
 mod raw_proc;
+mod round_trip;
 mod send;
 mod sharp_edges;
 mod signals;

@@ -118,6 +118,14 @@ fn is_stream(fd: BorrowedFd<'_>) -> bool {
     })
 }
 
+/// A signal interrupts a blocking receive on a socket with SO_RCVTIMEO (never restarted).
+pub const INTERRUPTIBLE_RECEIVE: bool = true;
+
+/// Whether stdout is a pipe or socket, whose reader going away the event loop watches for.
+pub fn stdout_is_watched() -> bool {
+    is_stream(io::stdout().as_fd())
+}
+
 /// Registers stdout when it is a pipe or socket: its reader going away is an error event.
 pub fn watch_stdout(registry: &Registry, token: Token) -> io::Result<()> {
     let out = io::stdout();

@@ -209,6 +209,15 @@ pub fn watch_stdout(_registry: &Registry, _token: Token) -> io::Result<()> {
     Ok(())
 }
 
+/// Ctrl-C is handled on another thread, which wakes the event loop, not a blocking receive:
+/// listen always waits in the loop here.
+pub const INTERRUPTIBLE_RECEIVE: bool = false;
+
+/// Nothing watches stdout here.
+pub fn stdout_is_watched() -> bool {
+    false
+}
+
 /// stdout for the data path: std's console writer on a console (it converts UTF-8 for the
 /// console), the handle itself otherwise.
 pub enum Stdout {
