@@ -386,6 +386,15 @@ pub enum Sock {
 }
 
 impl Sock {
+    /// The UDP socket, where this is one.
+    fn udp(&self) -> Option<&mio::net::UdpSocket> {
+        match self {
+            Sock::Udp(s) => Some(s),
+            #[cfg(unix)]
+            Sock::Unix(_) => None,
+        }
+    }
+
     /// Sends on a connected socket.
     pub fn send(&self, payload: &[u8]) -> io::Result<usize> {
         match self {
@@ -641,7 +650,7 @@ impl DirectWait {
         let ([l], false, true) = (listeners, others, sys::INTERRUPTIBLE_RECEIVE) else {
             return Ok(None);
         };
-        let Sock::Udp(socket) = &l.socket else {
+        let Some(socket) = l.socket.udp() else {
             return Ok(None);
         };
         if sys::stdout_is_watched() {
@@ -668,7 +677,7 @@ impl DirectWait {
             l.clamp(Duration::from_millis(1), Self::TICK)
         });
         if tick != self.set.get() {
-            if let Sock::Udp(s) = &listener.socket {
+            if let Some(s) = listener.socket.udp() {
                 SockRef::from(s).set_read_timeout(Some(tick))?;
             }
             self.set.set(tick);
