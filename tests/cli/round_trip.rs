@@ -69,6 +69,17 @@ fn an_echo_answers_with_one_receive_and_one_send() {
         .filter(|l| l.starts_with("recvmmsg(") && l.ends_with(") = 1"))
         .count();
     assert_eq!(received, 5, "one receive per datagram:\n{text}");
+    // A blocking receive of 32 slots returns with the first datagram (otherwise it waits
+    // for 32, or for its 100 ms timeout: every answer would be that late).
+    let blocking = text
+        .lines()
+        .filter(|l| l.starts_with("recvmmsg(") && !l.contains("MSG_DONTWAIT"));
+    for l in blocking {
+        assert!(
+            l.contains("MSG_WAITFORONE"),
+            "a receive waiting for 32: {l}"
+        );
+    }
 }
 
 /// SIGINT and SIGTERM stop an idle listen waiting by receiving, with 130 and 143, and what

@@ -267,7 +267,13 @@ pub fn recv_batch(
     block: bool,
     meta: &mut Vec<Meta>,
 ) -> io::Result<usize> {
-    let flags = if block { 0 } else { nix::libc::MSG_DONTWAIT };
+    // Blocking: wait for the first message only, then take what is already queued (without
+    // MSG_WAITFORONE, recvmmsg waits to fill every slot).
+    let flags = if block {
+        nix::libc::MSG_WAITFORONE
+    } else {
+        nix::libc::MSG_DONTWAIT
+    };
     let n = max.min(BATCH);
     let batch = Mmsg::Recv {
         slots: &mut bufs[..n * DATAGRAM_BUFFER],
