@@ -218,6 +218,10 @@ impl Config {
 /// How long `--reply` waits for each reply unless `--timeout` says otherwise.
 pub const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// With stdout a regular file, how late a reply may be before what was printed is flushed
+/// (a `tail -f` of the file lags the replies by no more than this).
+const FILE_FLUSH: Duration = Duration::from_millis(10);
+
 /// The largest record udpcat hands a Unix datagram socket; the system may take less (Linux:
 /// about 200 KiB by default), and says so (the record is then named in the error).
 pub const MAX_UNIX_PAYLOAD: usize = 4 << 20;
@@ -323,6 +327,11 @@ struct Session<'a> {
     /// --rate's schedule.
     schedule: Option<Schedule>,
     eager_flush: bool,
+    /// stdout is a regular file: replies are written in bulk (see `await_reply`).
+    file_output: bool,
+    /// The last datagram's reply just came, and udpcat has not waited for anything since:
+    /// nothing late can be queued, so the next send needs no look first (see `send_record`).
+    answered: bool,
     /// The socket as the event loop watches it, during --wait (reads go through it).
     watched: Option<net::Sock>,
     /// The socket's SO_RCVTIMEO as last set.
@@ -427,6 +436,8 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
         stats: Stats::default(),
         schedule: cfg.rate.map(Schedule::new),
         eager_flush: !net::is_dev_null(),
+        file_output: net::stdout_is_file(),
+        answered: false,
         read_timeout: None,
         watched: None,
         progress,
@@ -602,6 +613,7 @@ impl Session<'_> {
     /// but the last one or two, then a precise sleep (the loop cannot wait less than a
     /// millisecond). Used by --rate's schedule and --replay's timing.
     fn wait_until(&mut self, due: Instant) -> Result<()> {
+        self.answered = false;
         loop {
             self.check_signal()?;
             let left = due.saturating_duration_since(Instant::now());
@@ -653,6 +665,7 @@ impl Session<'_> {
             self.flush_before_blocking()?;
             self.idle();
             while !stdin.ready() {
+                self.answered = false;
                 self.poller.wait(None).context("waiting for stdin")?;
                 self.check_signal()?;
             }
@@ -734,12 +747,13 @@ impl Session<'_> {
         for _ in 0..self.cfg.repeat {
             self.check_signal()?;
             self.await_due()?;
-            if self.cfg.reply {
-                // Whatever is queued now answers an earlier datagram (late, or a duplicate):
-                // print it, but do not take it as this datagram's reply.
-                if self.socket.has_pending() {
-                    while self.receive_some(net::BATCH)? > 0 {}
-                }
+            // Whatever is queued now answers an earlier datagram (late, or a duplicate): print
+            // it, but do not take it as this datagram's reply. Right after a reply came (its
+            // receive took whatever else was queued with it) and with no wait since, the
+            // look is skipped: one system call less per round trip.
+            let just_answered = std::mem::take(&mut self.answered);
+            if self.cfg.reply && !just_answered && self.socket.has_pending() {
+                while self.receive_some(net::BATCH)? > 0 {}
             }
             let sent_at = Instant::now();
             let result = if self.connected {
@@ -836,22 +850,42 @@ impl Session<'_> {
 
     fn await_reply(&mut self, sent_at: Instant) -> Result<()> {
         let deadline = sent_at + self.cfg.timeout;
-        // Everything printed so far goes out before we block.
-        self.flush_before_blocking()?;
+        // Everything printed so far goes out before we block: at once for a terminal or a
+        // pipe, whose reader watches each reply come; into a regular file only once a reply
+        // is FILE_FLUSH late (and at the end), so a fast exchange costs no write per reply.
+        let mut flushed = !self.file_output;
+        if flushed {
+            self.flush_before_blocking()?;
+        }
         let mut first = true;
         loop {
             let now = Instant::now();
             // The first wait is the whole --timeout (the socket keeps it, so no system call
             // per datagram); a retry waits only for what is left.
-            let within = if first {
+            let mut within = if first {
                 self.cfg.timeout
             } else {
                 deadline.saturating_duration_since(now)
             };
+            if !flushed {
+                within = within.min(FILE_FLUSH);
+            }
             first = false;
             if now < deadline && self.receive_reply(within)? > 0 {
                 self.stats.rtt.record(sent_at.elapsed());
-                return self.flush_before_blocking();
+                self.answered = true;
+                return if self.file_output {
+                    Ok(())
+                } else {
+                    self.flush_before_blocking()
+                };
+            }
+            if !flushed {
+                flushed = true;
+                self.flush_before_blocking()?;
+                if Instant::now() < deadline {
+                    continue;
+                }
             }
             let now = Instant::now();
             if now >= deadline {
@@ -889,7 +923,9 @@ impl Session<'_> {
                 .context("setting the reply timeout")?;
             self.read_timeout = Some(within);
         }
-        self.receive(1, true)
+        // The reply, and whatever else is queued with it (a duplicate): printed, and never
+        // taken as the next datagram's.
+        self.receive(net::BATCH, true)
     }
 
     /// --wait: prints everything that comes back until `wait` has passed.
@@ -936,12 +972,9 @@ impl Session<'_> {
     }
 
     fn receive(&mut self, max: usize, block: bool) -> Result<usize> {
-        let batch = if self.cfg.wait.is_some() {
-            net::BATCH
-        } else {
-            1
-        };
-        let receiver = self.receiver.get_or_insert_with(|| Receiver::new(batch));
+        let receiver = self
+            .receiver
+            .get_or_insert_with(|| Receiver::new(net::BATCH));
         let got = match &self.watched {
             Some(watched) => receiver.recv_with(watched, max, block),
             None => receiver.recv_with(&self.socket, max, block),

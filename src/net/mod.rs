@@ -24,6 +24,7 @@ use sys::RecvScratch;
 pub use sys::{
     ABSTRACT_NAMES, AsSocket, Input, SYSTEM, Stdout, UNIX_SOCKETS, has_pending, interface,
     interface_index, is_broadcast, is_dev_null, is_no_ipv6, is_too_large, stdin_size, stdout,
+    stdout_is_file,
 };
 
 /// Room for the largest UDP payload (65,527 bytes over IPv6), rounded to a power of two.

@@ -123,3 +123,77 @@ fn timeout_and_count_hold_when_waiting_by_receiving() {
     assert_eq!(r.status.code(), Some(0), "{}", show(&r.stderr));
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "one\ntwo\n");
 }
+
+/// `send --reply` into a file: each round trip is one send and one receive (no look for a
+/// queued reply right after one came, no write per reply), and the file has every reply.
+#[test]
+fn ping_sends_and_receives_once_per_round_trip() {
+    let (out, trace) = scratch("direct-ping");
+    let echo = spawn_listen(&["--echo", "127.0.0.1:0"], 1);
+    let input: String = (1..=20).map(|i| format!("{i}\n")).collect();
+    let in_file = out.with_file_name("in");
+    std::fs::write(&in_file, &input).unwrap();
+    let status = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "exec strace -qq -o '{}' -e trace=recvfrom,recvmmsg,sendto,write '{}' send --reply {} < '{}' > '{}'",
+                trace.display(),
+                udpcat_path(),
+                echo.addr(),
+                in_file.display(),
+                out.display()
+            ),
+        ])
+        .status()
+        .expect("run strace");
+    assert!(status.success());
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), input);
+    let text = std::fs::read_to_string(&trace).expect("strace wrote its trace");
+    let count = |f: &dyn Fn(&str) -> bool| text.lines().filter(|l| f(l)).count();
+    assert_eq!(
+        count(&|l| l.starts_with("sendto(") && !l.contains("\"\", 0")),
+        20
+    );
+    assert_eq!(
+        count(&|l| l.starts_with("recvmmsg(") && l.ends_with(") = 1")),
+        20
+    );
+    // Only the first datagram looks for an earlier reply first.
+    assert_eq!(count(&|l| l.contains("MSG_PEEK")), 1, "{text}");
+    // The replies go into the file in one write (at the end: they all came fast); stderr
+    // has nothing to say.
+    assert_eq!(count(&|l| l.starts_with("write(")), 1, "{text}");
+}
+
+/// A duplicate of a reply that arrives after the reply was taken, while --rate waits to
+/// send the next datagram, is printed but not taken as the next one's reply: after any
+/// wait, send looks before it sends.
+#[test]
+fn a_duplicate_arriving_during_a_rate_wait_is_not_the_next_reply() {
+    let peer = udp4();
+    let to = local(&peer);
+    let mut p = Proc::spawn(udpcat(&[
+        "send", "--reply", "--stats", "--rate", "4", "-t", "5s", &to,
+    ]));
+    p.write_stdin(b"a\nb\n");
+    p.close_stdin();
+    let (m, from) = recv(&peer);
+    assert_eq!(m, b"a");
+    peer.send_to(b"reply-a", from).unwrap();
+    // udpcat has taken the reply (it printed it) and waits 250 ms to send "b".
+    assert_eq!(p.read_stdout_line(), b"reply-a\n");
+    peer.send_to(b"reply-a-again", from).unwrap();
+    let (m, _) = recv(&peer);
+    assert_eq!(m, b"b");
+    peer.send_to(b"reply-b", from).unwrap();
+    p.finish().check(
+        0,
+        bytes("reply-a\nreply-a-again\nreply-b\n"),
+        lines(vec![line(&[
+            "udpcat: sent 2 datagrams",
+            "3 replies",
+            "round trip",
+        ])]),
+    );
+}

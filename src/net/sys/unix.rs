@@ -110,6 +110,13 @@ pub fn is_dev_null() -> bool {
     is_char(ours.st_mode) && is_char(null.st_mode) && ours.st_rdev == null.st_rdev
 }
 
+/// Whether stdout is a regular file (nobody reads it as it is written, but perhaps a
+/// `tail -f`).
+pub fn stdout_is_file() -> bool {
+    fstat(io::stdout().as_fd())
+        .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG)
+}
+
 /// Whether `fd` is a pipe or a socket: what poll and the event loop can watch.
 fn is_stream(fd: BorrowedFd<'_>) -> bool {
     fstat(fd).is_ok_and(|st| {

@@ -218,6 +218,11 @@ pub fn stdout_is_watched() -> bool {
     false
 }
 
+/// Output is flushed as it comes here, whatever stdout is.
+pub fn stdout_is_file() -> bool {
+    false
+}
+
 /// stdout for the data path: std's console writer on a console (it converts UTF-8 for the
 /// console), the handle itself otherwise.
 pub enum Stdout {
