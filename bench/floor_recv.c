@@ -1,6 +1,6 @@
 /* floor_recv: the minimal receiver the benchmark compares udpcat against.
  *
- *   floor_recv [--count N] [--idle-ms MS] [--raw] [--ready-file PATH] HOST PORT > output
+ *   floor_recv [--count N] [--idle-ms MS] [--raw] [--mmsg] [--ready-file PATH] HOST PORT > output
  *
  * A plain recvfrom() loop on a socket whose receive buffer is set to 8 MiB (SO_RCVBUFFORCE
  * first, SO_RCVBUF if that is not permitted). Each datagram goes to stdout through one 1 MiB
@@ -8,6 +8,8 @@
  * milliseconds without a datagram (default 30000), or on SIGTERM/SIGINT (flushing first).
  * PORT 0 picks a free port; the real "HOST:PORT" is written to PATH (write, then rename) and
  * "listening on HOST:PORT" to stderr. Prints "floor_recv: N datagrams, B bytes" on exit.
+ * --mmsg: up to 32 datagrams per recvmmsg() call (MSG_WAITFORONE), into 32 64 KiB buffers:
+ * the batching-only floor that segmentation offload is measured against.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -29,18 +31,19 @@ static void on_signal(int sig) { (void)sig; stop = 1; }
 int main(int argc, char **argv) {
     unsigned long long count = 0;
     long idle_ms = 30000;
-    int raw = 0;
+    int raw = 0, mmsg = 0;
     const char *ready = NULL;
     int i = 1;
     for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
         if (!strcmp(argv[i], "--count") && i + 1 < argc) count = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--idle-ms") && i + 1 < argc) idle_ms = atol(argv[++i]);
         else if (!strcmp(argv[i], "--raw")) raw = 1;
+        else if (!strcmp(argv[i], "--mmsg")) mmsg = 1;
         else if (!strcmp(argv[i], "--ready-file") && i + 1 < argc) ready = argv[++i];
         else { fprintf(stderr, "floor_recv: unknown option %s\n", argv[i]); return 2; }
     }
     if (argc - i != 2) {
-        fprintf(stderr, "usage: floor_recv [--count N] [--idle-ms MS] [--raw] [--ready-file PATH] HOST PORT\n");
+        fprintf(stderr, "usage: floor_recv [--count N] [--idle-ms MS] [--raw] [--mmsg] [--ready-file PATH] HOST PORT\n");
         return 2;
     }
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[i + 1]))};
@@ -83,7 +86,39 @@ int main(int argc, char **argv) {
     unsigned long long n = 0, bytes = 0;
     long idle = 0;
     int status = 0;
-    while (!stop && (!count || n < count)) {
+    if (mmsg) {
+        static char bufs[32][65536];
+        struct mmsghdr msgs[32];
+        struct iovec iov[32];
+        while (!stop && (!count || n < count)) {
+            memset(msgs, 0, sizeof msgs);
+            for (int k = 0; k < 32; k++) {
+                iov[k].iov_base = bufs[k];
+                iov[k].iov_len = sizeof bufs[k];
+                msgs[k].msg_hdr.msg_iov = &iov[k];
+                msgs[k].msg_hdr.msg_iovlen = 1;
+            }
+            int r = recvmmsg(fd, msgs, 32, MSG_WAITFORONE, NULL);
+            if (r < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    fflush(stdout);
+                    if ((idle += TICK_MS) >= idle_ms) { status = 3; break; }
+                    continue;
+                }
+                if (errno == EINTR) continue;
+                perror("floor_recv: recvmmsg");
+                status = 1;
+                break;
+            }
+            idle = 0;
+            for (int k = 0; k < r; k++) {
+                fwrite(bufs[k], 1, msgs[k].msg_len, stdout);
+                if (!raw) putchar('\n');
+                n++, bytes += msgs[k].msg_len;
+            }
+        }
+    }
+    while (!mmsg && !stop && (!count || n < count)) {
         ssize_t len = recvfrom(fd, buf, sizeof buf, 0, NULL, NULL);
         if (len < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {

@@ -1,10 +1,12 @@
 /* floor_send: the minimal sender the benchmark compares udpcat against.
  *
- *   floor_send [--chunk N] [--keep-newline] HOST PORT < input
+ *   floor_send [--chunk N] [--mmsg] [--keep-newline] HOST PORT < input
  *
  * Default: one sendto() per stdin line (read with getline), the line sent without its '\n'
  * (with --keep-newline, with it: for receivers such as socat and nc that add nothing).
  * --chunk N: stdin cut into fixed N-byte datagrams, the last one shorter.
+ * --mmsg (with --chunk): 32 datagrams per sendmmsg() call: the batching-only floor that
+ * segmentation offload is measured against.
  * The socket is connected once, so each datagram costs exactly one sendto() system call and
  * "port unreachable" is noticed (exit 4). Prints "floor_send: N datagrams, B bytes" on stderr.
  */
@@ -27,17 +29,43 @@ static int send_one(int fd, const char *buf, size_t len) {
     }
 }
 
+#define BATCH 32
+
+/* Sends n datagrams of bufs[i], lens[i] with as few sendmmsg calls as it takes. */
+static void send_batch(int fd, char **bufs, size_t *lens, int n) {
+    struct mmsghdr msgs[BATCH];
+    struct iovec iov[BATCH];
+    memset(msgs, 0, sizeof msgs);
+    for (int k = 0; k < n; k++) {
+        iov[k].iov_base = bufs[k];
+        iov[k].iov_len = lens[k];
+        msgs[k].msg_hdr.msg_iov = &iov[k];
+        msgs[k].msg_hdr.msg_iovlen = 1;
+    }
+    int done = 0;
+    while (done < n) {
+        int r = sendmmsg(fd, msgs + done, n - done, 0);
+        if (r < 0) {
+            if (errno == EINTR || errno == ENOBUFS || errno == EAGAIN) continue;
+            perror("floor_send: sendmmsg");
+            exit(errno == ECONNREFUSED ? 4 : 1);
+        }
+        done += r;
+    }
+}
+
 int main(int argc, char **argv) {
     long chunk = 0;
-    int keep_nl = 0;
+    int keep_nl = 0, mmsg = 0;
     int i = 1;
     for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
         if (!strcmp(argv[i], "--chunk") && i + 1 < argc) chunk = atol(argv[++i]);
         else if (!strcmp(argv[i], "--keep-newline")) keep_nl = 1;
+        else if (!strcmp(argv[i], "--mmsg")) mmsg = 1;
         else { fprintf(stderr, "floor_send: unknown option %s\n", argv[i]); return 2; }
     }
-    if (argc - i != 2 || chunk < 0 || chunk > 65507) {
-        fprintf(stderr, "usage: floor_send [--chunk N] [--keep-newline] HOST PORT < input\n");
+    if (argc - i != 2 || chunk < 0 || chunk > 65507 || (mmsg && !chunk)) {
+        fprintf(stderr, "usage: floor_send [--chunk N [--mmsg]] [--keep-newline] HOST PORT < input\n");
         return 2;
     }
     struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[i + 1]))};
@@ -51,7 +79,30 @@ int main(int argc, char **argv) {
         return 1;
     }
     unsigned long long n = 0, bytes = 0;
-    if (chunk) {
+    if (chunk && mmsg) {
+        char *bufs[BATCH];
+        size_t lens[BATCH];
+        for (int k = 0; k < BATCH; k++) bufs[k] = malloc(chunk);
+        int end = 0;
+        while (!end) {
+            int k = 0;
+            for (; k < BATCH; k++) {
+                size_t got = 0;
+                while (got < (size_t)chunk) {
+                    ssize_t r = read(0, bufs[k] + got, chunk - got);
+                    if (r < 0 && errno == EINTR) continue;
+                    if (r < 0) { perror("floor_send: read"); return 1; }
+                    if (r == 0) break;
+                    got += r;
+                }
+                if (got == 0) { end = 1; break; }
+                lens[k] = got;
+                n++, bytes += got;
+                if (got < (size_t)chunk) { end = 1; k++; break; }
+            }
+            if (k > 0) send_batch(fd, bufs, lens, k);
+        }
+    } else if (chunk) {
         char *buf = malloc(chunk);
         for (;;) {
             size_t got = 0;

@@ -256,9 +256,8 @@ fn mmsg(fd: RawFd, batch: Mmsg<'_, '_>, flags: nix::libc::c_int) -> Result<usize
 }
 
 /// Receives up to `max` messages with one recvmmsg, each into its DATAGRAM_BUFFER slot of
-/// `bufs`, and the metadata of every datagram they hold into `meta`: a UDP_GRO buffer is
-/// split at its segment size (the last datagram may be shorter). Returns the number of
-/// messages.
+/// `bufs`, and their metadata into `meta`, with the segment size of a UDP_GRO buffer (the
+/// receiver splits it). Returns the number of messages.
 pub fn recv_batch(
     socket: &impl DatagramSocket,
     bufs: &mut [u8],
@@ -298,16 +297,8 @@ pub fn recv_batch(
         for (level, kind, data) in cmsgs(&scratch.control[k].0[..got.control_len.min(CONTROL)]) {
             apply(level, kind, data, &mut m, &mut segment);
         }
-        if segment == 0 || got.len <= segment {
-            meta.push(m);
-            continue;
-        }
-        for off in (0..got.len).step_by(segment) {
-            let mut d = m.clone();
-            d.start = m.start + off;
-            d.len = segment.min(got.len - off);
-            meta.push(d);
-        }
+        m.segment = segment;
+        meta.push(m);
     }
     Ok(r)
 }
