@@ -298,6 +298,9 @@ impl Stats {
     }
 }
 
+/// The most datagrams one round of listen's drain takes from a socket.
+const DRAIN: usize = net::SEND_BATCH;
+
 /// stdout buffer of listen.
 const OUTPUT_BUFFER: usize = 32 * 1024;
 
@@ -564,8 +567,11 @@ fn receive<W: Write>(
         let mut busy = true;
         while busy {
             busy = false;
-            let room = cfg.count.map_or(net::BATCH as u64, |c| {
-                c.saturating_sub(stats.datagrams).min(net::BATCH as u64)
+            // Datagrams per round of the drain: up to a whole receive's worth (32 messages,
+            // each of up to 64 datagrams where the kernel coalesced them), so a relay's
+            // flush sends them in one batch.
+            let room = cfg.count.map_or(DRAIN as u64, |c| {
+                c.saturating_sub(stats.datagrams).min(DRAIN as u64)
             }) as usize;
             // A role with no room left (all --jobs busy) means: leave it in the kernel.
             let room = role
