@@ -1821,7 +1821,7 @@ def main():
     if ARGS.unavailable:
         head.append(f"- unavailable (could not be installed): {', '.join(sorted(ARGS.unavailable))}")
     head.append("")
-    tgt = ["### Targets (issue 3" + ("; forward: issue 13" if "forward" in ARGS.scenarios else "")
+    tgt = ["### Targets (issues 3 and 15" + ("; forward: issue 13" if "forward" in ARGS.scenarios else "")
            + ("; replay: issue 14" if "replay" in ARGS.scenarios else "") + ")\n", "| target | result | measured |", "| --- | --- | --- |"]
     for what, ok, detail in targets:
         tgt.append(f"| {what} | {'met' if ok else ('not measured' if ok is None else '**not met**')} | {detail} |")
