@@ -723,6 +723,8 @@ pub struct Receiver {
     shown: usize,
     /// The last system call filled every message asked for: more may be waiting.
     full: bool,
+    /// A wait by receiving just found the socket empty: the next `recv` knows without asking.
+    found_empty: bool,
     scratch: RecvScratch,
 }
 
@@ -746,6 +748,7 @@ impl Receiver {
             first: 0,
             shown: 0,
             full: false,
+            found_empty: false,
             scratch: RecvScratch::new(),
         };
         rx.skew = rx.bufs.as_ptr().align_offset(PAGE).min(PAGE);
@@ -781,6 +784,10 @@ impl Receiver {
     ) -> io::Result<usize> {
         let max = max.max(1);
         self.first += self.shown;
+        if std::mem::take(&mut self.found_empty) && self.first >= self.items.len() {
+            self.shown = 0;
+            return Ok(0);
+        }
         if self.first >= self.items.len() {
             self.fill(socket, max.min(self.batch), block)?;
         }
@@ -827,7 +834,9 @@ impl Receiver {
         if self.first < self.items.len() {
             return Ok(());
         }
-        self.fill(socket, self.batch, true)
+        self.fill(socket, self.batch, true)?;
+        self.found_empty = self.items.is_empty();
+        Ok(())
     }
 
     /// Whether more may be waiting after what the last call returned: datagrams kept from

@@ -69,6 +69,16 @@ fn an_echo_answers_with_one_receive_and_one_send() {
         .filter(|l| l.starts_with("recvmmsg(") && l.ends_with(") = 1"))
         .count();
     assert_eq!(received, 5, "one receive per datagram:\n{text}");
+    // Idle ticks cost one receive each: only the very first look (before any wait) is a
+    // non-blocking one.
+    let looks = text
+        .lines()
+        .filter(|l| l.starts_with("recvmmsg(") && l.contains("MSG_DONTWAIT"))
+        .count();
+    assert!(
+        looks <= 1,
+        "non-blocking receives besides the first:\n{text}"
+    );
     // A blocking receive of 32 slots returns with the first datagram (otherwise it waits
     // for 32, or for its 100 ms timeout: every answer would be that late).
     let blocking = text
@@ -196,4 +206,34 @@ fn a_duplicate_arriving_during_a_rate_wait_is_not_the_next_reply() {
             "round trip",
         ])]),
     );
+}
+
+/// Idle, listen wakes once per tick with one receive (the receive is the wait), not a
+/// receive and then another look: over a 350 ms --timeout, only the first look before any
+/// wait is non-blocking.
+#[test]
+fn an_idle_listen_makes_one_receive_per_tick() {
+    let (out, trace) = scratch("direct-idle");
+    let l = listen_to_file(
+        &["--timeout", "350ms", "127.0.0.1:0"],
+        &out,
+        Some((&trace, "recvmmsg,epoll_wait")),
+    );
+    let r = l.finish();
+    assert_eq!(r.status.code(), Some(3), "{}", show(&r.stderr));
+    let text = std::fs::read_to_string(&trace).expect("strace wrote its trace");
+    let blocking = text
+        .lines()
+        .filter(|l| l.starts_with("recvmmsg(") && l.contains("MSG_WAITFORONE"))
+        .count();
+    let looks = text
+        .lines()
+        .filter(|l| l.starts_with("recvmmsg(") && l.contains("MSG_DONTWAIT"))
+        .count();
+    assert!(blocking >= 3, "a blocking receive per 100 ms tick:\n{text}");
+    assert!(
+        looks <= 1,
+        "non-blocking receives besides the first:\n{text}"
+    );
+    assert!(!text.contains("epoll_wait("), "no event-loop wait:\n{text}");
 }
