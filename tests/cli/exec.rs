@@ -72,6 +72,22 @@ fn the_reply_comes_from_the_address_the_datagram_arrived_on() {
     l.finish_check(0, bytes("where from\n"));
 }
 
+/// What the command writes on stderr reaches udpcat's stderr as it is (SPEC: "CMD's stderr
+/// goes to udpcat's"), and only its stdout is the reply.
+#[test]
+fn the_command_s_stderr_goes_to_udpcat_s_stderr_not_into_the_reply() {
+    let cmd = "echo diagnostic-from-cmd >&2; tr a-z A-Z";
+    let l = spawn_listen(&["-c", "1", "--exec", cmd, "127.0.0.1:0"], 1);
+    let s = client(l.addr());
+    assert_eq!(ask(&s, b"hi"), b"HI");
+    let addr = l.addr();
+    l.finish().check(
+        0,
+        bytes("hi\n"),
+        ready_then(&[addr], vec![line(&["diagnostic-from-cmd"])]),
+    );
+}
+
 /// Every way a command can fail: a warning naming the datagram and why, and no reply.
 #[test]
 fn a_failed_command_sends_nothing_and_says_why() {
