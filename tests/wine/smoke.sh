@@ -524,6 +524,37 @@ expect udpcat-echo stdout = $'one\ntwo\n'
 expect udpcat-echo stderr = "$(ready "$PORT")"$'\n'
 end
 
+begin "listen -f pcap, then send --replay of that capture: the same datagrams again"
+if listen_up udpcat -f pcap --count 2; then
+    run peer "" peer send "$PORT" hi hex:00ff
+fi
+finish udpcat
+cp "$WORK/udpcat/out" "$WORK/capture.pcap"
+if peer_up peer-sink recv 2; then
+    run udpcat-replay "" udpcat send --replay "$WORK/capture.pcap" "127.0.0.1:$PEER_PORT"
+fi
+finish peer-sink
+expect udpcat status 0
+expect udpcat stderr = "$(ready "$PORT")"$'\n'
+expect udpcat-replay status 0
+expect udpcat-replay stdout = ""
+expect udpcat-replay stderr = ""
+expect peer-sink stdout = "$PEER_PORT"$'\n'"b'hi'"$'\n'"b'\\x00\\xff'"$'\n'
+end
+
+begin "listen -f dump: a header line, hexdump -C lines and a blank line per datagram"
+if listen_up udpcat -f dump --count 1; then
+    run peer "" peer send "$PORT" hello
+fi
+finish udpcat
+expect udpcat status 0
+expect udpcat stdout '~' "$TS 127\\.0\\.0\\.1:[0-9]+ > 127\\.0\\.0\\.1:$PORT len 5
+00000000  68 65 6c 6c 6f {36}\\|hello\\|
+
+"
+expect udpcat stderr = "$(ready "$PORT")"$'\n'
+end
+
 echo "smoke: whole suite $(( $(now_ms) - T0 )) ms"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
