@@ -12,6 +12,13 @@ use udpcat::exit::{self, Status};
 use udpcat::signal::Signals;
 use udpcat::{listen, logging, output, send};
 
+/// On musl (the static release binaries), dlmalloc instead of musl's malloc: start-up is
+/// mostly clap's small allocations, and musl's allocator spread them over many pages (see
+/// Cargo.toml).
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 fn main() -> ExitCode {
     let cli = match parse() {
         Ok(cli) => cli,
