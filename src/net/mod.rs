@@ -321,6 +321,15 @@ pub struct Meta {
 }
 
 impl Meta {
+    /// IPV6_PKTINFO's address, the same on every system: where the datagram was sent, and
+    /// where to answer from (IP_PKTINFO, when it came too, says more for an IPv4 datagram on
+    /// a dual-stack socket, so it is not overwritten). Windows reads no control messages.
+    #[cfg(unix)]
+    fn v6_destination(&mut self, ip: Ipv6Addr) {
+        self.to.get_or_insert(IpAddr::V6(ip));
+        self.reply_from.get_or_insert(IpAddr::V6(ip));
+    }
+
     fn new(len: usize, from: SocketAddr) -> Self {
         Self::from_addr(len, Addr::Ip(from))
     }
@@ -414,12 +423,7 @@ impl Sock {
         match self {
             Sock::Udp(s) => send_batch(s, payloads, None),
             #[cfg(unix)]
-            Sock::Unix(s) => {
-                for (done, p) in payloads.iter().enumerate() {
-                    s.send(p).map_err(|e| (done, e))?;
-                }
-                Ok(())
-            }
+            Sock::Unix(s) => send_each(&SockRef::from(s), payloads, None),
         }
     }
 
@@ -520,12 +524,7 @@ impl Link {
         match self {
             Link::Udp(s) => send_batch(s, payloads, dest),
             #[cfg(unix)]
-            Link::Unix(s) => {
-                for (done, p) in payloads.iter().enumerate() {
-                    s.send(p).map_err(|e| (done, e))?;
-                }
-                Ok(())
-            }
+            Link::Unix(s) => send_each(&SockRef::from(s), payloads, None),
         }
     }
 
@@ -874,9 +873,9 @@ pub fn send_batch(
     sys::send_batch(&SockRef::from(socket), payloads, dest)
 }
 
-/// Sends `payloads` one system call each (where there is no sendmmsg), to `dest` or, for a
-/// connected socket, to its peer; stops at the first error, with how many went before it.
-#[cfg_attr(target_os = "linux", allow(dead_code))]
+/// Sends `payloads` one system call each (where there is no sendmmsg, and on Unix datagram
+/// sockets), to `dest` or, for a connected socket, to its peer; stops at the first error,
+/// with how many went before it.
 pub(crate) fn send_each(
     socket: &Socket,
     payloads: &[&[u8]],

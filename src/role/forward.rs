@@ -326,6 +326,11 @@ impl Role for Forward {
 
     fn flush(&mut self) -> Result<()> {
         let queued = std::mem::take(&mut self.queued);
+        // One list of payloads for the whole drain; each peer's run is a slice of it.
+        let all: Vec<&[u8]> = queued
+            .iter()
+            .map(|(_, r, _)| &self.arena[r.clone()])
+            .collect();
         let mut from = 0;
         while from < queued.len() {
             // A run of datagrams from one peer goes out together.
@@ -334,10 +339,7 @@ impl Role for Forward {
                 .iter()
                 .position(|(k, _, _)| k != key)
                 .map_or(queued.len(), |n| from + n);
-            let payloads: Vec<&[u8]> = queued[from..to]
-                .iter()
-                .map(|(_, r, _)| &self.arena[r.clone()])
-                .collect();
+            let payloads = &all[from..to];
             if let Some(peer) = self.peers.get_mut(key) {
                 for (i, (socket, _)) in peer.upstream.iter().enumerate() {
                     let mut done = 0;

@@ -94,7 +94,7 @@ pub fn bind_to_interface(socket: &Socket, interface: &Interface, v6: bool) -> io
 pub fn recv_batch(
     socket: &impl DatagramSocket,
     bufs: &mut [u8],
-    _scratch: &mut RecvScratch,
+    _scratch: &mut super::RecvScratch,
     max: usize,
     block: bool,
     meta: &mut Vec<Meta>,
@@ -121,21 +121,6 @@ pub fn recv_batch(
     Ok(max)
 }
 
-/// No coalesced receive here: nothing kept between calls.
-#[derive(Debug)]
-pub struct RecvScratch;
-
-impl RecvScratch {
-    pub fn new() -> Self {
-        RecvScratch
-    }
-}
-
-/// No UDP_GRO here.
-pub fn enable_gro(_socket: &Socket) -> bool {
-    false
-}
-
 type Ipv6PacketInfoSpace = nix::libc::in6_pktinfo;
 
 /// The metadata of one received message in the slot at `start`: its sender, size and
@@ -157,14 +142,6 @@ fn meta_of(msg: &nix::sys::socket::RecvMsg<'_, '_, SockaddrStorage>, start: usiz
     m
 }
 
-/// IPV6_PKTINFO, the same everywhere: where the datagram was sent (IP_PKTINFO, when it came
-/// too, says more for IPv4 datagrams on a dual-stack socket).
-fn apply_v6_pktinfo(info: nix::libc::in6_pktinfo, meta: &mut Meta) {
-    let ip = IpAddr::V6(std::net::Ipv6Addr::from(info.ipi6_addr.s6_addr));
-    meta.to.get_or_insert(ip);
-    meta.reply_from.get_or_insert(ip);
-}
-
 fn apply(c: ControlMessageOwned, meta: &mut Meta) {
     match c {
         #[cfg(target_vendor = "apple")]
@@ -181,7 +158,9 @@ fn apply(c: ControlMessageOwned, meta: &mut Meta) {
             meta.to = Some(ip);
             meta.reply_from = Some(ip);
         }
-        ControlMessageOwned::Ipv6PacketInfo(info) => apply_v6_pktinfo(info, meta),
+        ControlMessageOwned::Ipv6PacketInfo(info) => {
+            meta.v6_destination(info.ipi6_addr.s6_addr.into());
+        }
         ControlMessageOwned::ScmTimestamp(tv) => {
             use nix::sys::time::TimeValLike;
             let micros = tv.num_microseconds();

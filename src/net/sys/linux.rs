@@ -96,6 +96,15 @@ const CONTROL: usize = 192;
 #[derive(Clone, Copy)]
 struct Control([u8; CONTROL]);
 
+/// Room for the one control message a send carries: UDP_SEGMENT's 16-bit segment size,
+/// after its header and padded (24 bytes on a 64-bit system).
+const SEGMENT_CONTROL: usize = cmsg_align(CMSG_HEADER + 2);
+
+/// A send's control buffer (a batch of them is set up on every send call, so small).
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+struct SegmentControl([u8; SEGMENT_CONTROL]);
+
 /// Room for a sender's address (`sockaddr_storage`).
 const NAME: usize = 128;
 
@@ -152,7 +161,7 @@ enum Mmsg<'a, 'b> {
     Send {
         iovs: &'a [IoSlice<'b>],
         msgs: &'a [SendMsg],
-        control: &'a [Control],
+        control: &'a [SegmentControl],
         dest: Option<&'a socket2::SockAddr>,
     },
 }
@@ -173,11 +182,11 @@ fn mmsg(fd: RawFd, batch: Mmsg<'_, '_>, flags: nix::libc::c_int) -> Result<usize
     // SAFETY: `mmsghdr` and `iovec` are plain C structs for which all-zero bytes are a valid
     // value. Every pointer put into a header points into a buffer `batch` borrows for the
     // duration of this call, with that buffer's true length: payload slots of
-    // DATAGRAM_BUFFER bytes, names of NAME bytes, control buffers of CONTROL bytes (only
-    // read for a send), and `IoSlice`s, which std guarantees have `iovec`'s layout on Unix.
-    // At most BATCH headers are used and the count passed to the kernel is the number
-    // filled. The kernel writes only within the lengths given, and no pointer outlives
-    // the call.
+    // DATAGRAM_BUFFER bytes, names of NAME bytes, control buffers of CONTROL bytes for a
+    // receive and of SEGMENT_CONTROL bytes for a send (only read; `control_len` is at most
+    // that), and `IoSlice`s, which std guarantees have `iovec`'s layout on Unix. At most
+    // BATCH headers are used and the count passed to the kernel is the number filled. The
+    // kernel writes only within the lengths given, and no pointer outlives the call.
     unsafe {
         let mut hdrs: [mmsghdr; BATCH] = std::mem::zeroed();
         match batch {
@@ -366,9 +375,7 @@ fn apply(level: i32, kind: i32, data: &[u8], meta: &mut Meta, segment: &mut usiz
         }
         (libc::SOL_IPV6, libc::IPV6_PKTINFO) => {
             if let Some(ip) = data.get(..16).and_then(|b| <[u8; 16]>::try_from(b).ok()) {
-                let ip = IpAddr::V6(std::net::Ipv6Addr::from(ip));
-                meta.to.get_or_insert(ip);
-                meta.reply_from.get_or_insert(ip);
+                meta.v6_destination(ip.into());
             }
         }
         (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) => meta.drops = u32_at(0),
@@ -401,7 +408,7 @@ pub fn send_batch(
 ) -> Result<(), (usize, io::Error)> {
     let dest = dest.map(socket2::SockAddr::from);
     let iovs: Vec<IoSlice<'_>> = payloads.iter().map(|p| IoSlice::new(p)).collect();
-    let mut control = [Control([0; CONTROL]); BATCH];
+    let mut control = [SegmentControl([0; SEGMENT_CONTROL]); BATCH];
     let mut msgs: [SendMsg; BATCH] = Default::default();
     let mut done = 0;
     while done < payloads.len() {
@@ -469,7 +476,7 @@ fn segment_run(payloads: &[&[u8]]) -> usize {
 }
 
 /// Writes a UDP_SEGMENT control message of segment size `size` into `c`; returns its length.
-fn put_segment_size(c: &mut Control, size: usize) -> usize {
+fn put_segment_size(c: &mut SegmentControl, size: usize) -> usize {
     let word = std::mem::size_of::<usize>();
     let len = CMSG_HEADER + 2;
     c.0[..word].copy_from_slice(&len.to_ne_bytes());
@@ -620,7 +627,7 @@ mod tests {
 
     #[test]
     fn control_messages_are_walked_as_the_kernel_lays_them_out() {
-        let mut c = Control([0; CONTROL]);
+        let mut c = SegmentControl([0; SEGMENT_CONTROL]);
         let len = put_segment_size(&mut c, 1472);
         assert_eq!(len, cmsg_align(CMSG_HEADER + 2));
         let all: Vec<_> = cmsgs(&c.0[..len]).collect();

@@ -23,3 +23,25 @@ pub use bsd::*;
 mod windows;
 #[cfg(windows)]
 pub use windows::*;
+
+/// What systems without coalesced receive (UDP_GRO) share: no scratch space between
+/// receives, and nothing to turn on.
+#[cfg(not(target_os = "linux"))]
+mod plain {
+    /// No coalesced receive here: nothing kept between calls.
+    #[derive(Debug)]
+    pub struct RecvScratch;
+
+    impl RecvScratch {
+        pub fn new() -> Self {
+            RecvScratch
+        }
+    }
+
+    /// No UDP_GRO here.
+    pub fn enable_gro(_socket: &socket2::Socket) -> bool {
+        false
+    }
+}
+#[cfg(not(target_os = "linux"))]
+pub use plain::*;

@@ -89,7 +89,7 @@ fn refused(e: io::Error) -> io::Error {
 pub fn recv_batch(
     watched: &impl DatagramSocket,
     bufs: &mut [u8],
-    _scratch: &mut RecvScratch,
+    _scratch: &mut super::RecvScratch,
     max: usize,
     block: bool,
     meta: &mut Vec<Meta>,
@@ -142,21 +142,6 @@ pub fn recv_batch(
         socket.set_nonblocking(false)?;
     }
     result
-}
-
-/// No coalesced receive here: nothing kept between calls.
-#[derive(Debug)]
-pub struct RecvScratch;
-
-impl RecvScratch {
-    pub fn new() -> Self {
-        RecvScratch
-    }
-}
-
-/// No UDP_GRO here.
-pub fn enable_gro(_socket: &Socket) -> bool {
-    false
 }
 
 /// The one unsafe fence of this file: socket2 receives into `MaybeUninit` buffers, and ours
