@@ -176,38 +176,6 @@ fn ping_sends_and_receives_once_per_round_trip() {
     assert_eq!(count(&|l| l.starts_with("write(")), 1, "{text}");
 }
 
-/// A duplicate of a reply that arrives after the reply was taken, while --rate waits to
-/// send the next datagram, is printed but not taken as the next one's reply: after any
-/// wait, send looks before it sends.
-#[test]
-fn a_duplicate_arriving_during_a_rate_wait_is_not_the_next_reply() {
-    let peer = udp4();
-    let to = local(&peer);
-    let mut p = Proc::spawn(udpcat(&[
-        "send", "--reply", "--stats", "--rate", "4", "-t", "5s", &to,
-    ]));
-    p.write_stdin(b"a\nb\n");
-    p.close_stdin();
-    let (m, from) = recv(&peer);
-    assert_eq!(m, b"a");
-    peer.send_to(b"reply-a", from).unwrap();
-    // udpcat has taken the reply (it printed it) and waits 250 ms to send "b".
-    assert_eq!(p.read_stdout_line(), b"reply-a\n");
-    peer.send_to(b"reply-a-again", from).unwrap();
-    let (m, _) = recv(&peer);
-    assert_eq!(m, b"b");
-    peer.send_to(b"reply-b", from).unwrap();
-    p.finish().check(
-        0,
-        bytes("reply-a\nreply-a-again\nreply-b\n"),
-        lines(vec![line(&[
-            "udpcat: sent 2 datagrams",
-            "3 replies",
-            "round trip",
-        ])]),
-    );
-}
-
 /// Idle, listen wakes once per tick with one receive (the receive is the wait), not a
 /// receive and then another look: over a 350 ms --timeout, only the first look before any
 /// wait is non-blocking.

@@ -842,7 +842,14 @@ fn reply_does_not_take_a_queued_duplicate_for_the_next_answer() {
     }
     send_both(&peer, [b"reply-a", b"reply-a-again"], from);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
-    let (m, _) = recv(&peer);
+    b_gets_its_own_reply(&peer, from, p);
+}
+
+/// The end of a duplicate-reply case: "b" arrives and its own reply goes back; udpcat
+/// printed the duplicate of "a"'s reply but did not take it for "b"'s (three replies to two
+/// datagrams, and "b"'s real one among them).
+fn b_gets_its_own_reply(peer: &std::net::UdpSocket, from: SocketAddr, p: Proc) {
+    let (m, _) = recv(peer);
     assert_eq!(m, b"b");
     peer.send_to(b"reply-b", from).unwrap();
     p.finish().check(
@@ -854,6 +861,27 @@ fn reply_does_not_take_a_queued_duplicate_for_the_next_answer() {
             "round trip",
         ])]),
     );
+}
+
+/// A duplicate of a reply that arrives after the reply was taken, while --rate waits to
+/// send the next datagram, is printed but not taken as the next one's reply: after any
+/// wait, send looks before it sends.
+#[test]
+fn a_duplicate_arriving_during_a_rate_wait_is_not_the_next_reply() {
+    let peer = udp4();
+    let to = local(&peer);
+    let mut p = Proc::spawn(udpcat(&[
+        "send", "--reply", "--stats", "--rate", "4", "-t", "5s", &to,
+    ]));
+    p.write_stdin(b"a\nb\n");
+    p.close_stdin();
+    let (m, from) = recv(&peer);
+    assert_eq!(m, b"a");
+    peer.send_to(b"reply-a", from).unwrap();
+    // udpcat has taken the reply (it printed it) and waits 250 ms to send "b".
+    assert_eq!(p.read_stdout_line(), b"reply-a\n");
+    peer.send_to(b"reply-a-again", from).unwrap();
+    b_gets_its_own_reply(&peer, from, p);
 }
 
 /// --bind picks the destination's family; when the destination has none of it, the error
