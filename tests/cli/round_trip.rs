@@ -205,3 +205,28 @@ fn an_idle_listen_makes_one_receive_per_tick() {
     );
     assert!(!text.contains("epoll_wait("), "no event-loop wait:\n{text}");
 }
+
+/// SPEC: output is flushed before listen blocks, so nothing sits in a buffer while it waits.
+/// On the waiting-by-receiving path too: each record is in the file while listen still runs
+/// and waits for the next datagram.
+#[test]
+fn records_reach_the_file_before_listen_waits_again() {
+    let (out, _) = scratch("direct-flush");
+    let l = listen_to_file(&["-c", "3", "127.0.0.1:0"], &out, None);
+    let s = udp4();
+    let mut want = String::new();
+    for p in ["first", "second"] {
+        send_to(&s, p.as_bytes(), l.addr());
+        want += &format!("{p}\n");
+        wait_until(&format!("the file holds {want:?}"), || {
+            std::fs::read_to_string(&out).is_ok_and(|t| t == want)
+        });
+    }
+    send_to(&s, b"third", l.addr());
+    let r = l.finish();
+    assert_eq!(r.status.code(), Some(0), "{}", show(&r.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "first\nsecond\nthird\n"
+    );
+}
