@@ -557,7 +557,7 @@ fn receive<W: Write>(
     let mut got = vec![0usize; listeners.len()];
     let mut next = vec![0usize; listeners.len()];
     let needs_time = cfg.output.needs_time();
-    let eager_flush = !net::is_dev_null();
+    let eager_flush = net::stdout_kind() != net::StdoutKind::Null;
     // With nothing else to watch, waiting is receiving (one system call less per wake-up).
     let direct = net::DirectWait::new(listeners, role.as_ref().is_some_and(|r| r.has_events()))
         .context("setting up the socket for blocking receives")?;

@@ -423,6 +423,7 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
         None
     };
     let stdout = progress::stdout(net::stdout().context("opening stdout")?, progress.as_ref());
+    let stdout_kind = net::stdout_kind();
     let mut s = Session {
         cfg: &cfg,
         signals,
@@ -435,8 +436,8 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
         receiver: None,
         stats: Stats::default(),
         schedule: cfg.rate.map(Schedule::new),
-        eager_flush: !net::is_dev_null(),
-        file_output: net::stdout_is_file(),
+        eager_flush: stdout_kind != net::StdoutKind::Null,
+        file_output: stdout_kind == net::StdoutKind::File,
         answered: false,
         read_timeout: None,
         watched: None,

@@ -23,8 +23,7 @@ pub use event::{Poller, ROLE_TOKENS, Wake};
 use sys::RecvScratch;
 pub use sys::{
     ABSTRACT_NAMES, AsSocket, Input, SYSTEM, Stdout, UNIX_SOCKETS, has_pending, interface,
-    interface_index, is_broadcast, is_dev_null, is_no_ipv6, is_too_large, stdin_size, stdout,
-    stdout_is_file,
+    interface_index, is_broadcast, is_no_ipv6, is_too_large, stdin_size, stdout, stdout_kind,
 };
 
 /// Room for the largest UDP payload (65,527 bytes over IPv6), rounded to a power of two.
@@ -48,6 +47,20 @@ pub const DEFAULT_RECV_BUFFER: usize = 32 << 20;
 /// An error for a flag this system cannot honour, naming both (usage, exit 2).
 pub fn unsupported(flag: &str, why: &str) -> anyhow::Error {
     crate::exit::usage(format!("{flag} is not available on {SYSTEM} ({why})"))
+}
+
+/// What stdout is, for how eagerly output is flushed and what may be watched
+/// ([`stdout_kind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StdoutKind {
+    /// /dev/null: nobody can be waiting, so flushing before blocking only costs a call.
+    Null,
+    /// A regular file.
+    File,
+    /// A pipe or socket, whose reader going away the event loop watches for.
+    Stream,
+    /// A terminal or anything else.
+    Other,
 }
 
 /// A network interface the user named, by name or by one of its addresses.
@@ -664,7 +677,7 @@ impl DirectWait {
         let Some(socket) = l.socket.udp() else {
             return Ok(None);
         };
-        if sys::stdout_is_watched() {
+        if stdout_kind() == StdoutKind::Stream {
             return Ok(None);
         }
         let socket = SockRef::from(socket);

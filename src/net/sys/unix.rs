@@ -14,7 +14,7 @@ use nix::sys::socket::{MsgFlags, SockaddrStorage};
 use nix::sys::stat::{SFlag, fstat, stat};
 
 use crate::addr::{Addr, UnixAddr};
-use crate::net::{DATAGRAM_BUFFER, Interface, Meta, Poller};
+use crate::net::{DATAGRAM_BUFFER, Interface, Meta, Poller, StdoutKind};
 
 pub use std::os::fd::AsFd as AsSocket;
 
@@ -100,21 +100,21 @@ pub fn has_pending(socket: &impl AsSocket) -> bool {
     )
 }
 
-/// Whether stdout is /dev/null: nobody can be waiting to read what goes there, so flushing
-/// it before blocking only costs a system call per wake-up.
-pub fn is_dev_null() -> bool {
-    let (Ok(ours), Ok(null)) = (fstat(io::stdout().as_fd()), stat("/dev/null")) else {
-        return false;
+/// What stdout is: /dev/null (nobody can be waiting for what goes there), a regular file, a
+/// pipe or socket (whose reader may leave, which the event loop watches for), or anything
+/// else (a terminal, a device).
+pub fn stdout_kind() -> StdoutKind {
+    let Ok(ours) = fstat(io::stdout().as_fd()) else {
+        return StdoutKind::Other;
     };
-    let is_char = |mode| SFlag::from_bits_truncate(mode) & SFlag::S_IFMT == SFlag::S_IFCHR;
-    is_char(ours.st_mode) && is_char(null.st_mode) && ours.st_rdev == null.st_rdev
-}
-
-/// Whether stdout is a regular file (nobody reads it as it is written, but perhaps a
-/// `tail -f`).
-pub fn stdout_is_file() -> bool {
-    fstat(io::stdout().as_fd())
-        .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG)
+    match SFlag::from_bits_truncate(ours.st_mode) & SFlag::S_IFMT {
+        SFlag::S_IFREG => StdoutKind::File,
+        SFlag::S_IFIFO | SFlag::S_IFSOCK => StdoutKind::Stream,
+        SFlag::S_IFCHR if stat("/dev/null").is_ok_and(|null| null.st_rdev == ours.st_rdev) => {
+            StdoutKind::Null
+        }
+        _ => StdoutKind::Other,
+    }
 }
 
 /// Whether `fd` is a pipe or a socket: what poll and the event loop can watch.
@@ -127,11 +127,6 @@ fn is_stream(fd: BorrowedFd<'_>) -> bool {
 
 /// A signal interrupts a blocking receive on a socket with SO_RCVTIMEO (never restarted).
 pub const INTERRUPTIBLE_RECEIVE: bool = true;
-
-/// Whether stdout is a pipe or socket, whose reader going away the event loop watches for.
-pub fn stdout_is_watched() -> bool {
-    is_stream(io::stdout().as_fd())
-}
 
 /// Registers stdout when it is a pipe or socket: its reader going away is an error event.
 pub fn watch_stdout(registry: &Registry, token: Token) -> io::Result<()> {

@@ -184,9 +184,10 @@ pub fn kernel_drops(_socket: &impl AsSocket) -> Option<u64> {
     None
 }
 
-/// `NUL` cannot be told from a file cheaply; flushing into it is harmless.
-pub fn is_dev_null() -> bool {
-    false
+/// Output is flushed as it comes here, whatever stdout is (`NUL` cannot be told from a file
+/// cheaply, and flushing into it is harmless; nothing watches a pipe's reader).
+pub fn stdout_kind() -> crate::net::StdoutKind {
+    crate::net::StdoutKind::Other
 }
 
 /// A reader going away shows at the next write (ERROR_NO_DATA, a broken pipe).
@@ -197,16 +198,6 @@ pub fn watch_stdout(_registry: &Registry, _token: Token) -> io::Result<()> {
 /// Ctrl-C is handled on another thread, which wakes the event loop, not a blocking receive:
 /// listen always waits in the loop here.
 pub const INTERRUPTIBLE_RECEIVE: bool = false;
-
-/// Nothing watches stdout here.
-pub fn stdout_is_watched() -> bool {
-    false
-}
-
-/// Output is flushed as it comes here, whatever stdout is.
-pub fn stdout_is_file() -> bool {
-    false
-}
 
 /// stdout for the data path: std's console writer on a console (it converts UTF-8 for the
 /// console), the handle itself otherwise.
