@@ -123,6 +123,20 @@ pub fn refuse_given(flags: &[(bool, &str)], why: impl Fn(&str) -> String) -> any
     }
 }
 
+/// The first of the IP-only `flags` given (`-4`/`-6` from `family` included), as a usage
+/// error saying that `unix_arg` is a Unix socket.
+pub fn refuse_ip_only(
+    flags: &[(bool, &str)],
+    family: crate::addr::Family,
+    unix_arg: &str,
+) -> anyhow::Result<()> {
+    use crate::addr::Family;
+    let families = [(family == Family::V4, "-4"), (family == Family::V6, "-6")];
+    refuse_given(&[flags, &families].concat(), |flag| {
+        format!("{flag} is for IP sockets, and '{unix_arg}' is a Unix socket")
+    })
+}
+
 /// A stop asked for by SIGINT or SIGTERM, carried up through `?` to the loop's caller,
 /// which turns it into its status (130, 143) after flushing; it is not an error to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

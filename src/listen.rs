@@ -91,21 +91,15 @@ impl Config {
             });
         }
         if let Some(unix) = groups.iter().find(|g| g.unix.is_some()) {
-            exit::refuse_given(
+            exit::refuse_ip_only(
                 &[
                     (!args.join.is_empty(), "--join"),
                     (!args.allow.is_empty(), "--allow"),
                     (args.interface.is_some(), "--interface"),
                     (args.reuse_port, "--reuse-port"),
-                    (family == Family::V4, "-4"),
-                    (family == Family::V6, "-6"),
                 ],
-                |flag| {
-                    format!(
-                        "{flag} is for IP sockets, and '{}' is a Unix socket",
-                        unix.arg
-                    )
-                },
+                family,
+                &unix.arg,
             )?;
         }
         let mut join = args.join.clone();

@@ -73,21 +73,15 @@ impl Config {
         let (dest, bind, unix_bind, max) = match addr::parse_unix(&args.addr) {
             Some(unix) => {
                 let unix = unix?;
-                exit::refuse_given(
+                exit::refuse_ip_only(
                     &[
                         (args.broadcast, "--broadcast"),
                         (args.ttl.is_some(), "--ttl"),
                         (args.interface.is_some(), "--interface"),
                         (args.multicast_loop, "--multicast-loop"),
-                        (family == Family::V4, "-4"),
-                        (family == Family::V6, "-6"),
                     ],
-                    |flag| {
-                        format!(
-                            "{flag} is for IP sockets, and '{}' is a Unix socket",
-                            args.addr
-                        )
-                    },
+                    family,
+                    &args.addr,
                 )?;
                 let unix_bind = match &args.bind {
                     None => None,

@@ -360,13 +360,18 @@ fn ip_only_options_with_a_unix_address_are_usage_errors() {
         (vec!["-4", "listen", &p], "-4"),
         (vec!["send", "--broadcast", &p, "x"], "--broadcast"),
         (vec!["send", "--ttl", "3", &p, "x"], "--ttl"),
+        (vec!["-6", "send", &p, "x"], "-6"),
         (vec!["send", "-b", "127.0.0.1", &p, "x"], "--bind"),
     ] {
-        run(&args, b"").check(
-            2,
-            Expect::Empty,
-            lines(vec![line(&["udpcat: error:", flag])]),
-        );
+        // --bind has its own words (use --bind unix:PATH); the rest say why.
+        let why: &[&str] = if flag == "--bind" {
+            &["is not a Unix socket", "use --bind unix:PATH"]
+        } else {
+            &["is for IP sockets, and", "is a Unix socket"]
+        };
+        let mut want = vec!["udpcat: error:", flag];
+        want.extend_from_slice(why);
+        run(&args, b"").check(2, Expect::Empty, lines(vec![line(&want)]));
     }
 }
 
