@@ -320,9 +320,9 @@ struct Session<'a> {
     stats: Stats,
     /// --rate's schedule.
     schedule: Option<Schedule>,
-    eager_flush: bool,
-    /// stdout is a regular file: replies are written in bulk (see `await_reply`).
-    file_output: bool,
+    /// What stdout is: nothing is flushed into /dev/null, and into a regular file replies
+    /// go in bulk (see `await_reply`).
+    stdout_kind: net::StdoutKind,
     /// The last datagram's reply just came, and udpcat has not waited for anything since:
     /// nothing late can be queued, so the next send needs no look first (see `send_record`).
     answered: bool,
@@ -417,7 +417,6 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
         None
     };
     let stdout = progress::stdout(net::stdout().context("opening stdout")?, progress.as_ref());
-    let stdout_kind = net::stdout_kind();
     let mut s = Session {
         cfg: &cfg,
         signals,
@@ -430,8 +429,7 @@ pub fn run(cfg: Config, signals: &Signals) -> Result<Status> {
         receiver: None,
         stats: Stats::default(),
         schedule: cfg.rate.map(Schedule::new),
-        eager_flush: stdout_kind != net::StdoutKind::Null,
-        file_output: stdout_kind == net::StdoutKind::File,
+        stdout_kind: net::stdout_kind(),
         answered: false,
         read_timeout: None,
         watched: None,
@@ -848,7 +846,8 @@ impl Session<'_> {
         // Everything printed so far goes out before we block: at once for a terminal or a
         // pipe, whose reader watches each reply come; into a regular file only once a reply
         // is FILE_FLUSH late (and at the end), so a fast exchange costs no write per reply.
-        let mut flushed = !self.file_output;
+        let into_file = self.stdout_kind == net::StdoutKind::File;
+        let mut flushed = !into_file;
         if flushed {
             self.flush_before_blocking()?;
         }
@@ -869,7 +868,7 @@ impl Session<'_> {
             if now < deadline && self.receive_reply(within)? > 0 {
                 self.stats.rtt.record(sent_at.elapsed());
                 self.answered = true;
-                return if self.file_output {
+                return if into_file {
                     Ok(())
                 } else {
                     self.flush_before_blocking()
@@ -1006,7 +1005,7 @@ impl Session<'_> {
     /// Flushes replies before udpcat blocks, so a reader sees each as it arrived; not into
     /// /dev/null, where nobody can be waiting.
     fn flush_before_blocking(&mut self) -> Result<()> {
-        if self.eager_flush {
+        if self.stdout_kind != net::StdoutKind::Null {
             self.out.flush().context("writing to stdout")?;
         }
         Ok(())
