@@ -82,15 +82,16 @@ int main(int argc, char **argv) {
 
     static char outbuf[1 << 20];
     setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
-    static char buf[65536];
+    /* One receive per turn: a recvfrom into bufs[0], or (--mmsg) a recvmmsg of up to 32. */
+    static char bufs[32][65536];
+    struct mmsghdr msgs[32];
+    struct iovec iov[32];
     unsigned long long n = 0, bytes = 0;
     long idle = 0;
     int status = 0;
-    if (mmsg) {
-        static char bufs[32][65536];
-        struct mmsghdr msgs[32];
-        struct iovec iov[32];
-        while (!stop && (!count || n < count)) {
+    while (!stop && (!count || n < count)) {
+        int r;
+        if (mmsg) {
             memset(msgs, 0, sizeof msgs);
             for (int k = 0; k < 32; k++) {
                 iov[k].iov_base = bufs[k];
@@ -98,43 +99,29 @@ int main(int argc, char **argv) {
                 msgs[k].msg_hdr.msg_iov = &iov[k];
                 msgs[k].msg_hdr.msg_iovlen = 1;
             }
-            int r = recvmmsg(fd, msgs, 32, MSG_WAITFORONE, NULL);
-            if (r < 0) {
-                if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                    fflush(stdout);
-                    if ((idle += TICK_MS) >= idle_ms) { status = 3; break; }
-                    continue;
-                }
-                if (errno == EINTR) continue;
-                perror("floor_recv: recvmmsg");
-                status = 1;
-                break;
-            }
-            idle = 0;
-            for (int k = 0; k < r; k++) {
-                fwrite(bufs[k], 1, msgs[k].msg_len, stdout);
-                if (!raw) putchar('\n');
-                n++, bytes += msgs[k].msg_len;
-            }
+            r = recvmmsg(fd, msgs, 32, MSG_WAITFORONE, NULL);
+        } else {
+            ssize_t len = recvfrom(fd, bufs[0], sizeof bufs[0], 0, NULL, NULL);
+            r = len < 0 ? -1 : 1;
+            msgs[0].msg_len = len < 0 ? 0 : (unsigned)len;
         }
-    }
-    while (!mmsg && !stop && (!count || n < count)) {
-        ssize_t len = recvfrom(fd, buf, sizeof buf, 0, NULL, NULL);
-        if (len < 0) {
+        if (r < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 fflush(stdout);
                 if ((idle += TICK_MS) >= idle_ms) { status = 3; break; }
                 continue;
             }
             if (errno == EINTR) continue;
-            perror("floor_recv: recvfrom");
+            perror(mmsg ? "floor_recv: recvmmsg" : "floor_recv: recvfrom");
             status = 1;
             break;
         }
         idle = 0;
-        fwrite(buf, 1, len, stdout);
-        if (!raw) putchar('\n');
-        n++, bytes += len;
+        for (int k = 0; k < r; k++) {
+            fwrite(bufs[k], 1, msgs[k].msg_len, stdout);
+            if (!raw) putchar('\n');
+            n++, bytes += msgs[k].msg_len;
+        }
     }
     fflush(stdout);
     fprintf(stderr, "floor_recv: %llu datagrams, %llu bytes\n", n, bytes);
