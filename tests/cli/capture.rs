@@ -637,6 +637,22 @@ fn dump_matches_hexdump_c_byte_for_byte() {
 // ---- through the udpcat binary: listen -f pcap / dump / -T, send --replay ----------------
 
 /// A receiving socket that keeps every datagram and when it arrived (the test's clock).
+/// `udpcat send --replay FILE OPTIONS SINK`: it must succeed saying nothing; the first `n`
+/// payloads the sink got.
+fn replay_quietly(
+    sink: &UdpSocket4,
+    file: &std::path::Path,
+    options: &[&str],
+    n: usize,
+) -> Vec<Vec<u8>> {
+    let addr = sink.addr();
+    let mut args = vec!["send", "--replay", file.to_str().unwrap()];
+    args.extend_from_slice(options);
+    args.push(&addr);
+    run(&args, b"").check(0, Expect::Empty, Expect::Empty);
+    sink.take(n).into_iter().map(|(p, _)| p).collect()
+}
+
 fn sink4() -> UdpSocket4 {
     UdpSocket4(udp4())
 }
@@ -925,21 +941,7 @@ fn replay_ports_loops_json_and_damage() {
     let file = dir.join("ports.pcap");
     std::fs::write(&file, &pcap).unwrap();
     let sink = sink4();
-    run(
-        &[
-            "send",
-            "--replay",
-            file.to_str().unwrap(),
-            "--replay-port",
-            "9000",
-            "--loop",
-            "2",
-            &sink.addr(),
-        ],
-        b"",
-    )
-    .check(0, Expect::Empty, Expect::Empty);
-    let got: Vec<Vec<u8>> = sink.take(4).into_iter().map(|(p, _)| p).collect();
+    let got = replay_quietly(&sink, &file, &["--replay-port", "9000", "--loop", "2"], 4);
     assert_eq!(
         got,
         [
@@ -1023,20 +1025,7 @@ fn replay_ports_loops_json_and_damage() {
     // Named like a pcap: the format is told by the content.
     let jfile = dir.join("listen-json.pcap");
     std::fs::write(&jfile, &json).unwrap();
-    let sink = sink4();
-    run(
-        &[
-            "send",
-            "--replay",
-            jfile.to_str().unwrap(),
-            "--speed",
-            "max",
-            &sink.addr(),
-        ],
-        b"",
-    )
-    .check(0, Expect::Empty, Expect::Empty);
-    let got: Vec<Vec<u8>> = sink.take(2).into_iter().map(|(p, _)| p).collect();
+    let got = replay_quietly(&sink4(), &jfile, &["--speed", "max"], 2);
     assert_eq!(got, [b"text".to_vec(), b"\x00\xffbin".to_vec()]);
 
     // Cut the last record short: two datagrams go, then an error naming packet 3.
